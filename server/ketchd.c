@@ -1,9 +1,11 @@
-/* ketchd's entry point. Until the single-member server lands (issue 6) this build answers
- * --version and --help in etcd's format and says plainly that it cannot serve yet. */
+/* ketchd's entry point: parses etcd's flags (server/config.h). Until the single-member
+ * server lands (issue 6) a valid configuration is reported and refused plainly. */
 #include <stdio.h>
-#include <string.h>
 
 #include "base/version.h"
+#include "server/config.h"
+
+extern char **environ;
 
 static void print_version(void)
 {
@@ -12,32 +14,24 @@ static void print_version(void)
     printf("etcd API Version: 2 (compatible with etcd %s)\n", KETCH_ETCD_COMPAT_VERSION);
 }
 
-static void print_usage(void)
-{
-    printf("Usage:\n\n  ketchd [flags]\n    Start a ketch member.\n\n"
-           "  ketchd --version\n    Show the version of ketchd.\n\n"
-           "  ketchd -h | --help\n    Show the help information about ketchd.\n");
-}
-
-static int flag_is(const char *arg, const char *name)
-{
-    if (arg[0] != '-') return 0;
-    arg += (arg[1] == '-') ? 2 : 1;
-    return strcmp(arg, name) == 0;
-}
-
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (flag_is(argv[i], "version")) {
-            print_version();
-            return 0;
-        }
-        if (flag_is(argv[i], "help") || flag_is(argv[i], "h")) {
-            print_usage();
-            return 0;
-        }
+    struct srv_config cfg;
+    enum srv_config_action action;
+    char err[SRV_CONFIG_ERR_BYTES];
+    int rc = srv_config_parse(&cfg, argc, argv, environ, &action, err, sizeof(err));
+    int status = 0;
+    if (rc < 0) {
+        fprintf(stderr, "ketchd: %s\n", err);
+        status = 2;
+    } else if (action == SRV_CONFIG_SHOW_VERSION) {
+        print_version();
+    } else if (action == SRV_CONFIG_SHOW_HELP) {
+        fputs(srv_config_usage(), stdout);
+    } else {
+        fprintf(stderr, "ketchd: this build cannot serve yet: only --version and --help work\n");
+        status = 2;
     }
-    fprintf(stderr, "ketchd: this build cannot serve yet: only --version and --help work\n");
-    return 2;
+    srv_config_deinit(&cfg);
+    return status;
 }

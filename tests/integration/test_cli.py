@@ -29,3 +29,19 @@ def test_ketchd_help_shows_usage(ketch_bin, flag):
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("Usage:")
     assert "ketchd --version" in r.stdout
+
+
+def test_ketchd_unknown_flag_exits_nonzero_with_one_line(ketch_bin):
+    r = run([ketch_bin("ketchd"), "--bogus"])
+    assert r.returncode != 0
+    assert r.stderr == "ketchd: flag provided but not defined: -bogus (see ketchd --help)\n"
+
+
+def test_ketchd_bad_env_value_names_the_variable(ketch_bin):
+    import os
+
+    env = dict(os.environ, ETCD_HEARTBEAT_INTERVAL="x")
+    r = subprocess.run([ketch_bin("ketchd")], capture_output=True, text=True, timeout=30, env=env)
+    assert r.returncode != 0
+    assert "ETCD_HEARTBEAT_INTERVAL" in r.stderr
+    assert r.stderr.count("\n") == 1

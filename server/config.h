@@ -13,7 +13,7 @@
 
 #include "base/assert.h"
 #include "base/log.h"
-#include "server/url.h"
+#include "server/member_url.h"
 
 enum { SRV_CONFIG_MEMBERS_MAX = 64, SRV_CONFIG_ERR_BYTES = 512 };
 

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/url.h"
+#include "server/member_url.h"
 
 /* First 8 bytes (big-endian) of SHA-1(peer URLs sorted as strings, concatenated, then
  * salt). salt is the --initial-cluster-token at static bootstrap, the token followed by the

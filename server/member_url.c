@@ -1,5 +1,5 @@
 /* Member URL parsing with etcd's rules and error texts (spec §7.2). */
-#include "url.h"
+#include "member_url.h"
 
 #include <stdio.h>
 #include <stdlib.h>

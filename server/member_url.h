@@ -1,7 +1,7 @@
 /* URLs of members (peer and client), as etcd's flags and /v2/members take them:
  * scheme http, https, unix or unixs; a host:port; no path. */
-#ifndef KETCH_SERVER_URL_H
-#define KETCH_SERVER_URL_H
+#ifndef KETCH_SERVER_MEMBER_URL_H
+#define KETCH_SERVER_MEMBER_URL_H
 
 #include <stdbool.h>
 #include <stddef.h>

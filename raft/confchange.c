@@ -81,7 +81,8 @@ static int next_conf(const struct raft_conf_state *cs, const struct raft_conf_ch
 int raft_apply_conf_change(struct raft *r, const struct raft_conf_change *cc,
                            struct raft_conf_state *out)
 {
-    k_assert(!r->in_ready);
+    /* Allowed between raft_ready() and raft_advance(): it touches neither the log nor the
+     * queued messages that the batch points into. */
     struct raft_conf_state next;
     int rc = next_conf(&r->conf, cc, &next);
     if (out) *out = rc == 0 ? next : r->conf;

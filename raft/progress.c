@@ -116,6 +116,13 @@ void raft__inflights_free_to(struct raft__inflights *in, uint64_t index)
     if (in->count == 0) in->start = 0;
 }
 
+void raft__inflights_free_first(struct raft__inflights *in)
+{
+    if (in->count == 0) return;
+    in->start = (in->start + 1) % in->size;
+    in->count--;
+}
+
 bool raft__inflights_full(const struct raft__inflights *in)
 {
     return in->count == in->size;

@@ -725,6 +725,11 @@ static int step_leader(struct raft *r, const struct raft_message *m)
     case RAFT_MSG_HEARTBEAT_RESP:
         pr->recent_active = true;
         pr->probe_sent = false;
+        /* A full window may be full of lost appends: the follower is alive, so free a slot
+         * and let the next append find out (etcd does the same). */
+        if (pr->state == RAFT__PROGRESS_REPLICATE && raft__inflights_full(&pr->inflights)) {
+            raft__inflights_free_first(&pr->inflights);
+        }
         if (pr->match_index < raft__log_last_index(&r->log)) send_append(r, pr, true);
         if (m->context_len > 0) raft__readonly_ack(r, m->from, m->context, m->context_len);
         break;
@@ -805,9 +810,9 @@ static void handle_append(struct raft *r, const struct raft_message *m)
 static bool restore(struct raft *r, const struct raft_snapshot_meta *s)
 {
     if (s->index <= r->log.committed) return false;
-    if (!raft_conf_is_voter(&s->conf, r->id) && !raft_conf_is_learner(&s->conf, r->id)) {
-        return false; /* not meant for us; etcd ignores it the same way */
-    }
+    /* A snapshot whose configuration lacks us is still taken: a member being added gets
+     * the leader's latest snapshot, which may predate its AddNode; it learns its own
+     * membership from the entries that follow, and until then it is not promotable. */
     if (raft__log_match_term(&r->log, s->index, s->term)) {
         /* We hold the entry already: just move commit. */
         raft__log_commit_to(&r->log, s->index);

@@ -271,7 +271,8 @@ struct raft_conf_change {
 K_MUST_USE int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc);
 
 /* Applies a committed conf change to the core's configuration and stores the new
- * configuration in *out (may be NULL). Call it when applying the entry, in log order.
+ * configuration in *out (may be NULL). Call it when applying the entry, in log order; it may
+ * be called between raft_ready() and raft_advance().
  * Returns 0, or K_ECONFIG if the change is invalid here (the configuration is unchanged:
  * removing the last voter, demoting a voter, id 0); the application then treats the entry
  * as a no-op, as every member does. */

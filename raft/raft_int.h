@@ -124,6 +124,7 @@ bool raft__progress_is_paused(const struct raft__progress *p);
 void raft__inflights_add(struct raft__inflights *in, uint64_t last_index);
 void raft__inflights_free_to(struct raft__inflights *in, uint64_t index);
 bool raft__inflights_full(const struct raft__inflights *in);
+void raft__inflights_free_first(struct raft__inflights *in);
 const char *raft__progress_state_name(enum raft__progress_state s);
 
 /* ---- quorum.c ---- */

@@ -37,7 +37,6 @@ struct kv_watcher {
     bool unlink_pending; /* in hub->pending */
     enum kv_watcher_state state;
     uint64_t since_index;
-    uint64_t last_epoch;     /* the last event delivered (dedupes per event) */
     struct kv_event **queue; /* ring of queue_max */
     size_t queue_max;
     size_t queue_head;
@@ -52,7 +51,6 @@ struct kv_watch_hub {
     size_t entry_count;
     size_t watcher_count; /* ACTIVE watchers */
     struct kv_watcher *all;
-    uint64_t epoch;
     bool publishing;
     struct kv_watcher **pending; /* unregistered during a publish: unlink afterwards */
     size_t pending_count;
@@ -276,8 +274,6 @@ static void notify_path(struct kv_watch_hub *hub, const char *p, size_t plen, st
         if (w->state != KV_WATCHER_ACTIVE) continue;
         if (!(w->recursive || original || deleted)) continue;
         if (ev->index < w->since_index) continue;
-        if (w->last_epoch == hub->epoch) continue;
-        w->last_epoch = hub->epoch;
         deliver(hub, w, ev);
     }
 }
@@ -289,7 +285,6 @@ static void publish_one(struct kv_watch_hub *hub, struct kv_event *ev)
     kv_history_add(&hub->history, ev);
     hub->index = ev->index;
     if (!ev->refresh) {
-        hub->epoch++;
         bool deleted = ev->action == KV_ACTION_DELETE ||
                        ev->action == KV_ACTION_COMPARE_AND_DELETE || ev->action == KV_ACTION_EXPIRE;
         if (deleted) {

@@ -8,9 +8,8 @@
  * K; a recursive one also events below K except through a '_' component below K; a delete or
  * expire of a dir wakes the watchers of every node it removed (the dir's event is delivered);
  * refresh events wake nobody. A waitIndex in the past is answered from the history
- * (kv/history.h). Deliberate difference: etcd can hand a streaming watcher on a deleted key
- * the same delete event twice (once as removed node, once as the key itself); here a watcher
- * gets each event at most once.
+ * (kv/history.h). Like etcd (observed on 3.4.23), a streaming watcher on a deleted key gets
+ * the delete event twice: once as a removed node, once as the key itself.
  *
  * Bounds: a watcher's queue holds at most queue_max events (etcd: 100). When an event finds it
  * full, the watcher is cut off: unregistered, state KV_WATCHER_CUT_OFF, no more events (etcd

@@ -1,0 +1,91 @@
+/* The v2 store's home: one LMDB environment per member (a directory), opened, synced,
+ * snapshotted and restored here. Applying entries is kv/apply.h, reading is kv/get.h, watching
+ * is kv/watch.h. Layout and encodings are in kv/kv_int.h.
+ *
+ * Durability (issue 5). The environment is opened with MDB_NOMETASYNC: each write transaction
+ * (one kv_apply_batch) fdatasyncs its data pages before writing its meta page, but does not
+ * sync the meta page itself; the next commit or kv_store_sync() makes it durable. LMDB
+ * documents this mode as keeping integrity (atomicity and consistency) on a system crash while
+ * possibly undoing the last committed transaction, whatever order the file system writes pages
+ * in. We do not use MDB_NOSYNC: without the data sync, a file system that reorders writes can
+ * persist a meta page before the pages it points to, and a power loss then leaves a corrupt
+ * tree. The applied raft index is written in the same transaction as the effects of the
+ * entries up to it, so after a crash the store is intact at some applied index A (what the last
+ * durable meta page names) and the server replays the WAL from A + 1: every entry is applied
+ * exactly once. The store may lag the WAL but is never ahead of it PROVIDED the server applies
+ * only entries its own WAL has made durable (fdatasync done) — that ordering is the server's.
+ * Before truncating the WAL below an index, call kv_store_sync() so the store's copy of those
+ * entries is durable first. config.no_sync (MDB_NOSYNC) is for tests and benchmarks on data one
+ * can lose. */
+#ifndef KETCH_KV_STORE_H
+#define KETCH_KV_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/assert.h"
+
+/* LMDB keys are at most 511 bytes (MDB_MAXKEYSIZE in Debian's liblmdb); a node's key is its
+ * path plus a 2-byte depth, so paths longer than 509 bytes cannot be stored. etcd itself
+ * allows keys up to the 4 KiB request line (spec §1.6): this is a ketch limit. */
+#define KV_KEY_BYTES_MAX_DEFAULT   500
+#define KV_KEY_BYTES_MAX_LIMIT     509
+#define KV_VALUE_BYTES_MAX_DEFAULT (1536u * 1024u) /* etcd's default request limit, 1.5 MiB */
+#define KV_DEPTH_MAX_DEFAULT       64
+#define KV_MAP_BYTES_DEFAULT       (64ull << 30) /* sparse: address space, not disk */
+
+/* Every member must use the same limits: they decide whether an entry applies (determinism). */
+struct kv_limits {
+    size_t key_bytes_max;   /* cleaned path length ("/a/b" is 4); <= KV_KEY_BYTES_MAX_LIMIT */
+    size_t value_bytes_max; /* value length */
+    uint32_t depth_max;     /* path components ("/a/b" has 2) */
+};
+
+struct kv_store_config {
+    const char *dir;         /* environment directory (data.mdb, lock.mdb); created if missing;
+                              * borrowed during kv_store_open only */
+    uint64_t map_bytes;      /* LMDB map size; 0 = KV_MAP_BYTES_DEFAULT */
+    struct kv_limits limits; /* zero fields take the defaults above */
+    bool no_sync;            /* MDB_NOSYNC: no fsync at all; only for data one can lose */
+};
+
+struct kv_store;
+
+/* Opens (creating if needed) the store in config->dir. On success *out is owned by the caller
+ * until kv_store_close(). Returns 0; -errno for file errors; K_ECONFIG for impossible limits;
+ * K_ECORRUPT if the directory holds an LMDB environment that is not a ketch store (or an
+ * unknown format version). */
+K_MUST_USE int kv_store_open(const struct kv_store_config *config, struct kv_store **out);
+
+/* Closes the environment (without syncing: call kv_store_sync first if you need it) and frees
+ * the store. No transaction may be running. NULL is a no-op. */
+void kv_store_close(struct kv_store *s);
+
+/* Makes every committed transaction durable (mdb_env_sync with force), the meta page too.
+ * Returns 0 or -errno. Call before truncating the WAL, periodically, and before a clean exit. */
+K_MUST_USE int kv_store_sync(struct kv_store *s);
+
+/* The raft index of the last applied entry and the store's etcd index as of the last committed
+ * transaction (read in a fresh read transaction). Return 0 or an LMDB error mapped to -EIO. */
+K_MUST_USE int kv_store_indexes(struct kv_store *s, uint64_t *applied_index, uint64_t *etcd_index);
+
+/* The limits in force (defaults filled in). */
+const struct kv_limits *kv_store_limits(const struct kv_store *s);
+
+/* Writes a consistent, compacted copy of the store to a new file at path (mdb_env_copyfd2 with
+ * MDB_CP_COMPACT from a read transaction, so writers are not blocked), fsyncs it, and returns
+ * the applied raft index and etcd index the copy holds. path must not exist. The copy is an
+ * LMDB data file: kv_store_restore() turns it back into a store. Returns 0, -errno, or
+ * K_ECORRUPT if the copy cannot be read back. On failure the partial file is removed. */
+K_MUST_USE int kv_store_snapshot(struct kv_store *s, const char *path, uint64_t *applied_index,
+                                 uint64_t *etcd_index);
+
+/* Replaces the store in config->dir with the snapshot file at snapshot_path (which is moved
+ * there by rename, so it must be on the same file system) and opens it, as kv_store_open.
+ * No store may be open on config->dir. The snapshot is checked to be a ketch store first;
+ * on failure the directory is left as it was. */
+K_MUST_USE int kv_store_restore(const struct kv_store_config *config, const char *snapshot_path,
+                                struct kv_store **out);
+
+#endif

@@ -201,6 +201,19 @@ static int head_to_request(struct srv_http_parser *p, struct srv_http_request *r
     return 0;
 }
 
+/* RFC 7230 token characters, the only ones Go accepts in a header name. */
+static bool header_name_is_token(const struct srv_str *name)
+{
+    if (name->len == 0) return false;
+    for (size_t i = 0; i < name->len; i++) {
+        unsigned char c = (unsigned char)name->ptr[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+        if (!ok) return false;
+    }
+    return true;
+}
+
 /* Go's checks on a parsed head (net/http readRequest and the server's Host rule). */
 static int head_validate(struct srv_http_parser *p, struct srv_http_request *r)
 {
@@ -220,6 +233,9 @@ static int head_validate(struct srv_http_parser *p, struct srv_http_request *r)
     size_t hosts = 0;
     for (size_t i = 0; i < r->header_count; i++) {
         const struct srv_http_header *hd = &r->headers[i];
+        if (!header_name_is_token(&hd->name))
+            return parser_fail(p, 400, "Bad Request: invalid header name",
+                               "400 Bad Request: invalid header name");
         if (strcasecmp(hd->name.ptr, "host") == 0) {
             hosts++;
             if (r->host == NULL) r->host = hd->value.ptr;
@@ -291,6 +307,8 @@ static int on_body(http_parser *hp, const char *at, size_t len)
         p->ready = r;
         p->cur = NULL;
         p->stopped = true;
+        p->in_message = false;
+        p->in_body = false;
         return -1;
     }
     if (r->body_len + len > p->body_cap) {
@@ -426,4 +444,9 @@ bool srv_http_parser_in_message(const struct srv_http_parser *p)
 bool srv_http_parser_in_body(const struct srv_http_parser *p)
 {
     return p->in_body;
+}
+
+const struct srv_http_request *srv_http_parser_pending_head(const struct srv_http_parser *p)
+{
+    return p->in_body ? p->cur : NULL;
 }

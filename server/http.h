@@ -129,6 +129,10 @@ struct srv_http_request *srv_http_parser_take(struct srv_http_parser *p);
 /* The error of the last K_EPROTO. Borrowed from p. */
 const struct srv_http_error *srv_http_parser_error(const struct srv_http_parser *p);
 
+/* The request whose head is complete and whose body is still coming (to answer "Expect:
+ * 100-continue"), or NULL. Borrowed from p. */
+const struct srv_http_request *srv_http_parser_pending_head(const struct srv_http_parser *p);
+
 /* True while a request has begun but is not complete (its head or body is still coming). */
 bool srv_http_parser_in_message(const struct srv_http_parser *p);
 

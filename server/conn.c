@@ -270,7 +270,7 @@ static void conn_parse(struct srv_conn *c)
     if (c->closing) return;
     if (c->parse_dead) off = c->input_len; /* unread bodies and bytes after a close */
     k_assert(off <= c->input_len);
-    memmove(c->input, c->input + off, c->input_len - off);
+    if (off > 0 && off < c->input_len) memmove(c->input, c->input + off, c->input_len - off);
     c->input_len -= off;
     if (c->input_len == 0) {
         free(c->input); /* idle connections hold no buffer */

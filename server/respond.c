@@ -1,0 +1,245 @@
+/* The handler's side of http_server.h: request handles, full responses, chunked streams, gone
+ * notification. Output for a request that is not yet at the head of its connection waits in
+ * the request (out_first) and is written when its turn comes (conn.c, conn_flush). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "server/server_int.h"
+
+struct srv_request *srv__request_new(struct srv_conn *c, struct srv_http_request *msg)
+{
+    struct srv_request *req = k_xcalloc(1, sizeof(*req));
+    req->conn = c;
+    req->msg = msg;
+    req->state = SRV__REQ_HANDLER;
+    c->refs++;
+    return req;
+}
+
+void srv__request_free(struct srv_request *req)
+{
+    k_assert(!req->queued);
+    struct srv__out *o = req->out_first;
+    while (o != NULL) {
+        struct srv__out *next = o->next;
+        free(o);
+        o = next;
+    }
+    struct srv_conn *c = req->conn;
+    srv_http_request_free(req->msg);
+    free(req);
+    srv__conn_unref(c);
+}
+
+void srv__request_mark_gone(struct srv_request *req)
+{
+    if (req->gone) return;
+    req->gone = true;
+    if (req->gone_cb != NULL) req->gone_cb(req, req->gone_data);
+}
+
+/* True if bytes for req can still reach the client. */
+static bool request_writable(const struct srv_request *req)
+{
+    return req->queued && !req->conn->closing && !req->conn->shutting_down;
+}
+
+int srv__out_append(struct srv_request *req, const char *a, size_t alen, const char *b, size_t blen,
+                    const char *c, size_t clen)
+{
+    size_t len = alen + blen + clen;
+    if (len < alen || len > SIZE_MAX - sizeof(struct srv__out)) return K_ELIMIT;
+    struct srv__out *o = k_trymalloc(sizeof(*o) + len);
+    if (o == NULL) return -ENOMEM;
+    o->next = NULL;
+    o->len = len;
+    if (alen > 0) memcpy(o->data, a, alen);
+    if (blen > 0) memcpy(o->data + alen, b, blen);
+    if (clen > 0) memcpy(o->data + alen + blen, c, clen);
+    if (req->out_last == NULL) {
+        req->out_first = o;
+    } else {
+        req->out_last->next = o;
+    }
+    req->out_last = o;
+    req->out_bytes += len;
+    return 0;
+}
+
+/* Ends the handler's part: a queued request is popped (and freed) by the pump once its
+ * bytes are handed to libuv; an unqueued one (its connection is gone) is freed now. */
+static void request_finish(struct srv_request *req)
+{
+    req->state = SRV__REQ_FINISHED;
+    if (!req->queued) {
+        srv__request_free(req);
+        return;
+    }
+    srv__conn_pump(req->conn);
+}
+
+static enum srv_connection_header request_connection_header(struct srv_request *req)
+{
+    const struct srv_http_request *m = req->msg;
+    if (req->conn->read_eof) req->close_after = true;
+    if (req->close_after || !m->keep_alive) {
+        req->close_after = true;
+        /* Go writes "Connection: close" for HTTP/1.1 and nothing for a plain 1.0 client. */
+        return m->version_minor >= 1 ? SRV_CONNECTION_CLOSE : SRV_CONNECTION_NONE;
+    }
+    return m->version_minor == 0 ? SRV_CONNECTION_KEEP_ALIVE : SRV_CONNECTION_NONE;
+}
+
+static bool request_wants_body(const struct srv_request *req, int status)
+{
+    return req->msg->method_id != HTTP_HEAD && !srv_status_has_no_body(status);
+}
+
+/* Formats the head (and body) into one output chunk; drops the connection on failure. */
+static void request_emit_head(struct srv_request *req, const struct srv_head_spec *spec,
+                              const char *body, size_t body_len)
+{
+    size_t head_len = srv_head_bytes(spec);
+    char *head = k_trymalloc(head_len);
+    int rc = head == NULL ? -ENOMEM : 0;
+    if (rc == 0) {
+        size_t n = srv_head_format(spec, head);
+        k_assert(n == head_len);
+        rc = srv__out_append(req, head, head_len, body, body_len, NULL, 0);
+    }
+    free(head);
+    if (rc < 0) {
+        k_log_warn("http", "dropping a connection: no memory for a %zu-byte response",
+                   head_len + body_len);
+        srv__conn_abort(req->conn);
+    }
+}
+
+void srv_respond(struct srv_request *req, int status, const struct srv_header *headers,
+                 size_t header_count, const char *body, size_t body_len)
+{
+    if (K_NEVER(req->state != SRV__REQ_HANDLER)) {
+        srv__conn_abort(req->conn);
+        return;
+    }
+    if (request_writable(req)) {
+        struct srv_head_spec spec = {
+            .version_minor = req->msg->version_minor,
+            .status = status,
+            .headers = headers,
+            .header_count = header_count,
+            .date_line = srv__server_date_line(req->conn->server),
+            .framing = SRV_FRAMING_LENGTH,
+            .body_len = body_len,
+            .connection = request_connection_header(req),
+        };
+        bool with_body = request_wants_body(req, status);
+        request_emit_head(req, &spec, with_body ? body : NULL, with_body ? body_len : 0);
+    }
+    request_finish(req);
+}
+
+void srv_stream_begin(struct srv_request *req, int status, const struct srv_header *headers,
+                      size_t header_count)
+{
+    if (K_NEVER(req->state != SRV__REQ_HANDLER)) {
+        srv__conn_abort(req->conn);
+        return;
+    }
+    req->state = SRV__REQ_STREAMING;
+    if (!request_writable(req)) return;
+    enum srv_connection_header conn_header = request_connection_header(req);
+    req->raw_stream = req->msg->version_minor == 0;
+    if (req->raw_stream) {
+        /* HTTP/1.0 has no chunks: the body runs until we close (Go does the same). */
+        req->close_after = true;
+        conn_header = SRV_CONNECTION_NONE;
+    }
+    struct srv_head_spec spec = {
+        .version_minor = req->msg->version_minor,
+        .status = status,
+        .headers = headers,
+        .header_count = header_count,
+        .date_line = srv__server_date_line(req->conn->server),
+        .framing = req->raw_stream ? SRV_FRAMING_CLOSE : SRV_FRAMING_CHUNKED,
+        .connection = conn_header,
+    };
+    request_emit_head(req, &spec, NULL, 0);
+    srv__conn_pump(req->conn);
+}
+
+int srv_stream_chunk(struct srv_request *req, const char *data, size_t len)
+{
+    if (K_NEVER(req->state != SRV__REQ_STREAMING)) {
+        srv__conn_abort(req->conn);
+        return K_ESTOPPED;
+    }
+    if (req->gone || !request_writable(req)) return K_ESTOPPED;
+    if (len == 0 || !request_wants_body(req, 200)) return 0;
+    struct srv_conn *c = req->conn;
+    size_t waiting = c->write_bytes + req->out_bytes;
+    if (waiting > c->server->config.write_queue_bytes_max) {
+        k_log_debug("http", "dropping a client that does not read (%zu bytes waiting)", waiting);
+        srv__conn_abort(c);
+        return K_ESTOPPED;
+    }
+    int rc;
+    if (req->raw_stream) {
+        rc = srv__out_append(req, data, len, NULL, 0, NULL, 0);
+    } else {
+        char size_line[24];
+        int n = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+        rc = srv__out_append(req, size_line, (size_t)n, data, len, "\r\n", 2);
+    }
+    if (rc < 0) {
+        srv__conn_abort(c);
+        return K_ESTOPPED;
+    }
+    srv__conn_pump(c);
+    return 0;
+}
+
+void srv_stream_end(struct srv_request *req)
+{
+    if (K_NEVER(req->state != SRV__REQ_STREAMING)) {
+        srv__conn_abort(req->conn);
+        return;
+    }
+    if (request_writable(req) && !req->raw_stream && request_wants_body(req, 200)) {
+        static const char last_chunk[] = "0\r\n\r\n";
+        if (srv__out_append(req, last_chunk, sizeof(last_chunk) - 1, NULL, 0, NULL, 0) < 0)
+            srv__conn_abort(req->conn);
+    }
+    request_finish(req);
+}
+
+const struct srv_http_request *srv_request_msg(const struct srv_request *req)
+{
+    return req->msg;
+}
+
+struct srv_arena *srv_request_arena(struct srv_request *req)
+{
+    return &req->msg->arena;
+}
+
+void srv_request_on_gone(struct srv_request *req, srv_request_gone_cb cb, void *data)
+{
+    req->gone_cb = cb;
+    req->gone_data = data;
+}
+
+bool srv_request_is_gone(const struct srv_request *req)
+{
+    return req->gone;
+}
+
+void srv_request_close_after(struct srv_request *req)
+{
+    req->close_after = true;
+}

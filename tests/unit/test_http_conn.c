@@ -1,0 +1,696 @@
+/* The libuv HTTP server (server/http_server.h) over real sockets on 127.0.0.1 with a port the
+ * kernel picks: keep-alive, pipelining answered in order whatever order handlers answer in,
+ * chunked streams, gone callbacks on hang-up, timeouts (short ones configured here), the
+ * connection bound, 1,000 idle connections, oversize bodies and malformed requests. One
+ * thread: the test's client sockets are non-blocking and the loop is run until a condition
+ * holds, with a wall-clock bound on every wait. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "server/http_server.h"
+
+Suite *test_http_conn_suite(void);
+
+enum { WAIT_MS = 5000, HELD_MAX = 64, READ_BYTES = 1 << 20 };
+
+enum handler_mode {
+    MODE_ECHO, /* answer at once: 200, body "<method> <path> <body>" */
+    MODE_HOLD, /* keep the request for the test to answer */
+};
+
+static uv_loop_t loop;
+static uv_timer_t tick;
+static struct srv_http_server *server;
+static struct srv_http_config config;
+static uint16_t port;
+static enum handler_mode mode;
+static struct srv_request *held[HELD_MAX];
+static int held_count;
+static int handled_count;
+static int gone_count;
+static bool server_closed;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void on_gone(struct srv_request *req, void *data)
+{
+    gone_count++;
+}
+
+static void handler(struct srv_request *req, void *data)
+{
+    handled_count++;
+    srv_request_on_gone(req, on_gone, NULL);
+    if (mode == MODE_HOLD) {
+        ck_assert_int_lt(held_count, HELD_MAX);
+        held[held_count++] = req;
+        return;
+    }
+    const struct srv_http_request *m = srv_request_msg(req);
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%s %s %.*s", m->method, m->path.ptr,
+                     (int)(m->body_len > 100 ? 100 : m->body_len), m->body ? m->body : "");
+    struct srv_header h[] = { { "Content-Type", "text/plain" } };
+    srv_respond(req, 200, h, 1, body, (size_t)n);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+}
+
+static void start_server(void)
+{
+    k_assert(uv_loop_init(&loop) == 0);
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, tick_cb, 2, 2); /* UV_RUN_ONCE never blocks longer than this */
+    ck_assert_int_eq(srv_http_server_new(&loop, &config, &server), 0);
+    ck_assert_int_eq(srv_http_server_listen(server, "127.0.0.1", 0), 0);
+    port = srv_http_server_port(server);
+    ck_assert_uint_ne(port, 0);
+}
+
+static void setup(void)
+{
+    srv_http_config_default(&config);
+    config.handler = handler;
+    mode = MODE_ECHO;
+    held_count = 0;
+    handled_count = 0;
+    gone_count = 0;
+    server_closed = false;
+    server = NULL;
+}
+
+static void on_server_closed(void *data)
+{
+    server_closed = true;
+}
+
+static void run_until(bool (*pred)(void *), void *arg)
+{
+    uint64_t start = now_ms();
+    while (!pred(arg)) {
+        uv_run(&loop, UV_RUN_ONCE);
+        ck_assert_msg(now_ms() - start < WAIT_MS, "condition not reached in %d ms", WAIT_MS);
+    }
+}
+
+static bool is_server_closed(void *arg)
+{
+    return server_closed;
+}
+
+static void teardown(void)
+{
+    if (server != NULL) {
+        srv_http_server_close(server, on_server_closed, NULL);
+        server = NULL;
+        run_until(is_server_closed, NULL);
+    }
+    for (int i = 0; i < held_count; i++) {
+        if (held[i] != NULL) srv_respond(held[i], 500, NULL, 0, NULL, 0);
+    }
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+
+struct client {
+    int fd;
+    char *buf;
+    size_t len;
+    bool eof;
+};
+
+static void client_open(struct client *c)
+{
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(c->fd, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    fcntl(c->fd, F_SETFL, O_NONBLOCK);
+    c->buf = malloc(READ_BYTES + 1);
+    c->len = 0;
+    c->eof = false;
+}
+
+static void client_close(struct client *c)
+{
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    free(c->buf);
+    c->buf = NULL;
+}
+
+static void client_poll(struct client *c)
+{
+    while (!c->eof && c->len < READ_BYTES) {
+        ssize_t n = recv(c->fd, c->buf + c->len, READ_BYTES - c->len, MSG_DONTWAIT);
+        if (n > 0) {
+            c->len += (size_t)n;
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) c->eof = true;
+        break;
+    }
+    c->buf[c->len] = '\0';
+}
+
+static void client_send(struct client *c, const char *s, size_t len)
+{
+    uint64_t start = now_ms();
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(c->fd, s + off, len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        ck_assert_msg(errno == EAGAIN, "send: %s", strerror(errno));
+        uv_run(&loop, UV_RUN_ONCE);
+        client_poll(c);
+        ck_assert(now_ms() - start < WAIT_MS);
+    }
+}
+
+static void client_sends(struct client *c, const char *s)
+{
+    client_send(c, s, strlen(s));
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+struct wait_responses {
+    struct client *c;
+    int n;
+};
+
+static bool has_responses(void *arg)
+{
+    struct wait_responses *w = arg;
+    client_poll(w->c);
+    return count(w->c->buf, "HTTP/1.") >= w->n && strstr(w->c->buf, "\r\n\r\n") != NULL;
+}
+
+static bool has_eof(void *arg)
+{
+    struct client *c = arg;
+    client_poll(c);
+    return c->eof;
+}
+
+static bool has_text(void *arg)
+{
+    struct {
+        struct client *c;
+        const char *text;
+    } *w = arg;
+    client_poll(w->c);
+    return strstr(w->c->buf, w->text) != NULL;
+}
+
+static void wait_text(struct client *c, const char *text)
+{
+    struct {
+        struct client *c;
+        const char *text;
+    } w = { c, text };
+    uint64_t start = now_ms();
+    while (!has_text(&w)) {
+        uv_run(&loop, UV_RUN_ONCE);
+        ck_assert_msg(now_ms() - start < WAIT_MS, "no \"%s\" in %d ms; got: %s", text, WAIT_MS,
+                      c->buf);
+    }
+}
+
+static bool handled_at_least(void *arg)
+{
+    return handled_count >= *(int *)arg;
+}
+
+static void wait_handled(int n)
+{
+    run_until(handled_at_least, &n);
+}
+
+static const char get_a[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+
+START_TEST(test_keep_alive_connection_serves_requests_one_after_another)
+{
+    start_server();
+    struct client c;
+    client_open(&c);
+    for (int i = 1; i <= 3; i++) {
+        client_sends(&c, get_a);
+        char want[16];
+        snprintf(want, sizeof(want), "GET /a");
+        struct wait_responses w = { &c, i };
+        run_until(has_responses, &w);
+        wait_text(&c, "GET /a ");
+    }
+    ck_assert_int_eq(count(c.buf, "HTTP/1.1 200 OK\r\n"), 3);
+    ck_assert_int_eq(count(c.buf, "Content-Length: 7\r\n"), 3);
+    ck_assert_int_eq(count(c.buf, "\r\nDate: "), 3);
+    ck_assert_ptr_null(strstr(c.buf, "Connection: close"));
+    ck_assert(!c.eof);
+    ck_assert_uint_eq(srv_http_server_connections(server), 1);
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_pipelined_answers_leave_in_request_order_when_handlers_answer_out_of_order)
+{
+    config.pipeline_depth = 4;
+    mode = MODE_HOLD;
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_handled(3);
+    /* Answer 3, then 1, then 2: nothing of 3 may leave before 1 and 2. */
+    srv_respond(held[2], 200, NULL, 0, "three", 5);
+    held[2] = NULL;
+    for (int i = 0; i < 20; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    client_poll(&c);
+    ck_assert_uint_eq(c.len, 0);
+    srv_respond(held[0], 200, NULL, 0, "one", 3);
+    held[0] = NULL;
+    wait_text(&c, "one");
+    srv_respond(held[1], 200, NULL, 0, "two", 3);
+    held[1] = NULL;
+    struct wait_responses w = { &c, 3 };
+    run_until(has_responses, &w);
+    wait_text(&c, "three");
+    char *one = strstr(c.buf, "one");
+    char *two = strstr(c.buf, "two");
+    char *three = strstr(c.buf, "three");
+    ck_assert(one < two && two < three);
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_default_depth_hands_pipelined_requests_to_the_handler_one_at_a_time)
+{
+    mode = MODE_HOLD;
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "PUT /k HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv"
+                     "GET /k HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_handled(1);
+    for (int i = 0; i < 20; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(handled_count, 1); /* the GET waits for the PUT, as in Go */
+    srv_respond(held[0], 201, NULL, 0, "put", 3);
+    held[0] = NULL;
+    wait_handled(2);
+    ck_assert_str_eq(srv_request_msg(held[1])->method, "GET");
+    srv_respond(held[1], 200, NULL, 0, "get", 3);
+    held[1] = NULL;
+    wait_text(&c, "get");
+    ck_assert(strstr(c.buf, "put") < strstr(c.buf, "get"));
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_chunked_stream_is_framed_and_terminated)
+{
+    mode = MODE_HOLD;
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "GET /w?wait=true&stream=true HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_handled(1);
+    struct srv_header h[] = { { "Content-Type", "application/json" }, { "X-Etcd-Index", "7" } };
+    srv_stream_begin(held[0], 200, h, 2);
+    wait_text(&c, "\r\n\r\n"); /* headers leave before any event (spec §5.1) */
+    ck_assert_ptr_nonnull(strstr(c.buf, "Transfer-Encoding: chunked\r\n"));
+    ck_assert_ptr_nonnull(strstr(c.buf, "X-Etcd-Index: 7\r\n"));
+    ck_assert_ptr_null(strstr(c.buf, "Content-Length"));
+    ck_assert_int_eq(srv_stream_chunk(held[0], "{\"a\":1}\n", 8), 0);
+    ck_assert_int_eq(srv_stream_chunk(held[0], "", 0), 0);
+    ck_assert_int_eq(srv_stream_chunk(held[0], "0123456789abcdefX", 17), 0);
+    srv_stream_end(held[0]);
+    held[0] = NULL;
+    wait_text(&c, "0\r\n\r\n");
+    const char *body = strstr(c.buf, "\r\n\r\n") + 4;
+    ck_assert_str_eq(body, "8\r\n{\"a\":1}\n\r\n11\r\n0123456789abcdefX\r\n0\r\n\r\n");
+    client_sends(&c, get_a); /* still keep-alive after a stream */
+    wait_handled(2);
+    srv_respond(held[1], 200, NULL, 0, "after", 5);
+    held[1] = NULL;
+    wait_text(&c, "after");
+    client_close(&c);
+}
+END_TEST
+
+static bool gone_at_least(void *arg)
+{
+    return gone_count >= *(int *)arg;
+}
+
+START_TEST(test_client_hangup_runs_gone_callback_at_once)
+{
+    mode = MODE_HOLD;
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "GET /w?wait=true HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_handled(1);
+    srv_stream_begin(held[0], 200, NULL, 0);
+    ck_assert(!srv_request_is_gone(held[0]));
+    close(c.fd);
+    c.fd = -1;
+    int one = 1;
+    run_until(gone_at_least, &one);
+    ck_assert(srv_request_is_gone(held[0]));
+    ck_assert_int_eq(srv_stream_chunk(held[0], "x", 1), K_ESTOPPED);
+    srv_stream_end(held[0]); /* finishing a gone request is safe and frees it */
+    held[0] = NULL;
+    client_close(&c);
+}
+END_TEST
+
+static bool connections_are(void *arg)
+{
+    return srv_http_server_connections(server) == *(size_t *)arg;
+}
+
+START_TEST(test_idle_keep_alive_connection_is_closed_after_idle_timeout)
+{
+    config.idle_timeout_ms = 50;
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, get_a);
+    wait_text(&c, "GET /a");
+    uint64_t start = now_ms();
+    run_until(has_eof, &c);
+    ck_assert_uint_ge(now_ms() - start, 30);
+    size_t zero = 0;
+    run_until(connections_are, &zero);
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_slowloris_head_is_cut_off_by_head_timeout)
+{
+    config.head_timeout_ms = 100;
+    config.idle_timeout_ms = 60000;
+    start_server();
+    struct client c;
+    client_open(&c);
+    const char *head = "GET /a HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    uint64_t start = now_ms();
+    /* One byte every few milliseconds: progress must not extend the head deadline. */
+    for (size_t i = 0; head[i] != '\0' && !c.eof; i++) {
+        send(c.fd, head + i, 1, MSG_NOSIGNAL);
+        uint64_t t = now_ms();
+        while (now_ms() - t < 5)
+            uv_run(&loop, UV_RUN_ONCE);
+        client_poll(&c);
+    }
+    run_until(has_eof, &c);
+    ck_assert_uint_lt(now_ms() - start, 2000);
+    ck_assert_int_eq(handled_count, 0);
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_thousand_idle_connections_are_accepted_and_closed_cleanly)
+{
+    start_server();
+    enum { N = 1000 };
+    static struct client cs[N];
+    for (int i = 0; i < N; i++) {
+        client_open(&cs[i]);
+        if (i % 100 == 99) uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    size_t n = N;
+    run_until(connections_are, &n);
+    /* They are all alive: the last one still gets served. */
+    client_sends(&cs[N - 1], get_a);
+    wait_text(&cs[N - 1], "GET /a");
+    srv_http_server_close(server, on_server_closed, NULL);
+    server = NULL;
+    run_until(is_server_closed, NULL);
+    for (int i = 0; i < N; i++) {
+        run_until(has_eof, &cs[i]);
+        client_close(&cs[i]);
+    }
+}
+END_TEST
+
+START_TEST(test_body_over_limit_reaches_handler_flagged_and_connection_closes)
+{
+    config.limits.body_bytes_max = 1000;
+    mode = MODE_HOLD;
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "PUT /k HTTP/1.1\r\nHost: x\r\n"
+                     "Content-Type: application/x-www-form-urlencoded\r\n"
+                     "Content-Length: 5000\r\n\r\nvalue=xxxx");
+    wait_handled(1);
+    const struct srv_http_request *m = srv_request_msg(held[0]);
+    ck_assert(m->body_too_large);
+    ck_assert_uint_eq(m->body_len, 0);
+    srv_respond(held[0], 400, NULL, 0, "too large", 9);
+    held[0] = NULL;
+    run_until(has_eof, &c);
+    ck_assert_ptr_nonnull(strstr(c.buf, "HTTP/1.1 400 Bad Request\r\n"));
+    ck_assert_ptr_nonnull(strstr(c.buf, "Connection: close\r\n"));
+    ck_assert_ptr_nonnull(strstr(c.buf, "too large"));
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_malformed_request_gets_400_and_close_after_earlier_answers)
+{
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(
+            &c,
+            "GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /v2/keys/%zz HTTP/1.1\r\nHost: x\r\n\r\n");
+    run_until(has_eof, &c);
+    const char *first = strstr(c.buf, "GET /first");
+    const char *bad = strstr(c.buf, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; "
+                                    "charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request");
+    ck_assert_ptr_nonnull(first);
+    ck_assert_ptr_nonnull(bad);
+    ck_assert(first < bad);
+    ck_assert_int_eq(handled_count, 1);
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_http10_response_echoes_version_and_closes)
+{
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "GET /a HTTP/1.0\r\n\r\n");
+    run_until(has_eof, &c);
+    ck_assert_ptr_nonnull(strstr(c.buf, "HTTP/1.0 200 OK\r\n"));
+    ck_assert_ptr_null(strstr(c.buf, "Connection:")); /* Go sends none here (observed) */
+    client_close(&c);
+    client_open(&c);
+    client_sends(&c, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    wait_text(&c, "GET /a");
+    ck_assert_ptr_nonnull(strstr(c.buf, "Connection: keep-alive\r\n")); /* observed */
+    ck_assert(!c.eof);
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_http10_stream_is_raw_and_closes_at_end)
+{
+    mode = MODE_HOLD;
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "GET /w?wait=true HTTP/1.0\r\n\r\n");
+    wait_handled(1);
+    srv_stream_begin(held[0], 200, NULL, 0);
+    ck_assert_int_eq(srv_stream_chunk(held[0], "event\n", 6), 0);
+    srv_stream_end(held[0]);
+    held[0] = NULL;
+    run_until(has_eof, &c);
+    ck_assert_ptr_nonnull(strstr(c.buf, "HTTP/1.0 200 OK\r\n"));
+    ck_assert_ptr_null(strstr(c.buf, "Transfer-Encoding"));
+    ck_assert_str_eq(strstr(c.buf, "\r\n\r\n") + 4, "event\n"); /* observed: raw, then EOF */
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_expect_100_continue_gets_interim_response_before_body)
+{
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c,
+                 "PUT /k HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+    wait_text(&c, "HTTP/1.1 100 Continue\r\n\r\n");
+    ck_assert_int_eq(handled_count, 0);
+    client_sends(&c, "abc");
+    wait_text(&c, "PUT /k abc");
+    ck_assert(strncmp(c.buf + 25, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_client_that_does_not_read_a_stream_is_dropped)
+{
+    config.write_queue_bytes_max = 256 << 10;
+    mode = MODE_HOLD;
+    start_server();
+    struct client c;
+    client_open(&c);
+    int small = 4096;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    client_sends(&c, "GET /w?wait=true&stream=true HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_handled(1);
+    srv_stream_begin(held[0], 200, NULL, 0);
+    static char chunk[64 << 10];
+    memset(chunk, 'e', sizeof(chunk));
+    int sent = 0;
+    int rc = 0;
+    uint64_t start = now_ms();
+    while (rc == 0) {
+        rc = srv_stream_chunk(held[0], chunk, sizeof(chunk));
+        uv_run(&loop, UV_RUN_NOWAIT);
+        sent++;
+        ck_assert(now_ms() - start < WAIT_MS);
+    }
+    ck_assert_int_eq(rc, K_ESTOPPED);
+    ck_assert_int_gt(sent, 4);
+    ck_assert_int_eq(gone_count, 1);
+    srv_stream_end(held[0]);
+    held[0] = NULL;
+    size_t zero = 0;
+    run_until(connections_are, &zero);
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_head_response_has_length_but_no_body)
+{
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "HEAD /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_text(&c, "GET /b");
+    ck_assert_ptr_nonnull(strstr(c.buf, "Content-Length: 8\r\n\r\nHTTP/1.1 200"));
+    ck_assert_ptr_null(strstr(c.buf, "HEAD /a"));
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_connections_over_the_limit_are_closed_at_once)
+{
+    config.connections_max = 2;
+    start_server();
+    struct client c[3];
+    client_open(&c[0]);
+    client_open(&c[1]);
+    size_t two = 2;
+    run_until(connections_are, &two);
+    client_open(&c[2]);
+    run_until(has_eof, &c[2]);
+    ck_assert_uint_eq(c[2].len, 0);
+    client_sends(&c[0], get_a);
+    wait_text(&c[0], "GET /a");
+    for (int i = 0; i < 3; i++)
+        client_close(&c[i]);
+}
+END_TEST
+
+START_TEST(test_answer_after_server_close_is_safe)
+{
+    mode = MODE_HOLD;
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, get_a);
+    wait_handled(1);
+    srv_http_server_close(server, on_server_closed, NULL);
+    server = NULL;
+    run_until(is_server_closed, NULL);
+    ck_assert_int_eq(gone_count, 1);
+    ck_assert(srv_request_is_gone(held[0]));
+    ck_assert_str_eq(srv_request_msg(held[0])->path.ptr, "/a"); /* still valid */
+    srv_respond(held[0], 200, NULL, 0, "late", 4);
+    held[0] = NULL;
+    run_until(has_eof, &c);
+    ck_assert_ptr_null(strstr(c.buf, "late"));
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_pipelined_requests_before_fin_are_still_answered)
+{
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    shutdown(c.fd, SHUT_WR);
+    run_until(has_eof, &c);
+    ck_assert_ptr_nonnull(strstr(c.buf, "GET /1"));
+    ck_assert_ptr_nonnull(strstr(c.buf, "GET /2"));
+    client_close(&c);
+}
+END_TEST
+
+Suite *test_http_conn_suite(void)
+{
+    Suite *s = suite_create("http_conn");
+    TCase *tc = tcase_create("conn");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_keep_alive_connection_serves_requests_one_after_another);
+    tcase_add_test(tc,
+                   test_pipelined_answers_leave_in_request_order_when_handlers_answer_out_of_order);
+    tcase_add_test(tc, test_default_depth_hands_pipelined_requests_to_the_handler_one_at_a_time);
+    tcase_add_test(tc, test_chunked_stream_is_framed_and_terminated);
+    tcase_add_test(tc, test_client_hangup_runs_gone_callback_at_once);
+    tcase_add_test(tc, test_idle_keep_alive_connection_is_closed_after_idle_timeout);
+    tcase_add_test(tc, test_slowloris_head_is_cut_off_by_head_timeout);
+    tcase_add_test(tc, test_thousand_idle_connections_are_accepted_and_closed_cleanly);
+    tcase_add_test(tc, test_body_over_limit_reaches_handler_flagged_and_connection_closes);
+    tcase_add_test(tc, test_malformed_request_gets_400_and_close_after_earlier_answers);
+    tcase_add_test(tc, test_http10_response_echoes_version_and_closes);
+    tcase_add_test(tc, test_http10_stream_is_raw_and_closes_at_end);
+    tcase_add_test(tc, test_expect_100_continue_gets_interim_response_before_body);
+    tcase_add_test(tc, test_client_that_does_not_read_a_stream_is_dropped);
+    tcase_add_test(tc, test_head_response_has_length_but_no_body);
+    tcase_add_test(tc, test_connections_over_the_limit_are_closed_at_once);
+    tcase_add_test(tc, test_answer_after_server_close_is_safe);
+    tcase_add_test(tc, test_pipelined_requests_before_fin_are_still_answered);
+    suite_add_tcase(s, tc);
+    return s;
+}

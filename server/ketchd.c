@@ -1,11 +1,48 @@
-/* ketchd's entry point: parses etcd's flags (server/config.h). Until the single-member
- * server lands (issue 6) a valid configuration is reported and refused plainly. */
+/* ketchd's entry point: etcd's flags (server/config.h), the data directory and identity
+ * (server/data_dir.h), the member (server/node.h) and the client API listeners
+ * (server/api.h), on one libuv loop. SIGTERM and SIGINT stop it cleanly: waiting requests are
+ * answered, the WAL and store are synced, and it exits 0. Under systemd it sends READY=1 once
+ * it serves. */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <uv.h>
 
+#include "base/err.h"
+#include "base/log.h"
 #include "base/version.h"
+#include "server/api.h"
 #include "server/config.h"
+#include "server/data_dir.h"
+#include "server/member_id.h"
+#include "server/metrics.h"
+#include "server/node.h"
 
 extern char **environ;
+
+enum { DRAIN_MS = 200 };
+
+struct ketchd {
+    uv_loop_t *loop;
+    struct srv_config cfg;
+    struct srv_data_dir dir;
+    struct srv_metrics metrics;
+    struct srv_node *node;
+    struct srv_api api;
+    struct srv_http_server *servers[SRV_URL_LIST_MAX];
+    size_t servers_n;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    uv_timer_t drain;
+    int exit_status;
+    bool stopping;
+};
 
 static void print_version(void)
 {
@@ -14,24 +51,245 @@ static void print_version(void)
     printf("etcd API Version: 2 (compatible with etcd %s)\n", KETCH_ETCD_COMPAT_VERSION);
 }
 
+/* The member's identity: read back on a restart, computed from the flags the first time
+ * exactly as etcd computes it (spec §2). */
+static int identity_for(struct ketchd *k, struct srv_identity *id, uint64_t *voters,
+                        size_t *voters_n)
+{
+    const struct srv_config *c = &k->cfg;
+    *voters_n = 0;
+    for (size_t i = 0; i < c->initial_member_count; i++) {
+        voters[(*voters_n)++] =
+                srv_member_id_compute(&c->initial_members[i].peer_urls, c->initial_cluster_token);
+    }
+    if (k->dir.has_identity) {
+        *id = k->dir.identity;
+        return 0;
+    }
+    memset(id, 0, sizeof(*id));
+    snprintf(id->name, sizeof(id->name), "%s", c->name);
+    id->member_id =
+            srv_member_id_compute(&c->initial_advertise_peer_urls, c->initial_cluster_token);
+    id->cluster_id = srv_cluster_id_compute(voters, *voters_n);
+    return 0;
+}
+
+/* Resolves host (a name such as "localhost", or an address) to a numeric IP string. */
+static int resolve(const char *host, char *out, size_t out_len)
+{
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, "0", &hints, &res) != 0 || !res) return K_ECONFIG;
+    /* Prefer IPv4, as etcd's default "localhost" ends up on 127.0.0.1. */
+    struct addrinfo *pick = res;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+        }
+    }
+    const void *addr = pick->ai_family == AF_INET
+                               ? (const void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr
+                               : (const void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr;
+    bool ok = inet_ntop(pick->ai_family, addr, out, (socklen_t)out_len) != NULL;
+    freeaddrinfo(res);
+    return ok ? 0 : K_ECONFIG;
+}
+
+static int listen_clients(struct ketchd *k, char *err, size_t err_len)
+{
+    const struct srv_url_list *urls = &k->cfg.listen_client_urls;
+    for (size_t i = 0; i < urls->count; i++) {
+        const struct srv_url *u = &urls->urls[i];
+        if (u->tls || strcmp(u->scheme, "http") != 0) {
+            snprintf(err, err_len,
+                     "--listen-client-urls %s: only http:// is served by this build "
+                     "(TLS and unix sockets come with clustering)",
+                     u->text);
+            return K_ECONFIG;
+        }
+        char ip[64];
+        if (resolve(u->host, ip, sizeof(ip)) < 0) {
+            snprintf(err, err_len, "cannot resolve %s in --listen-client-urls", u->host);
+            return K_ECONFIG;
+        }
+        struct srv_http_config hc;
+        srv_http_config_default(&hc);
+        hc.handler = srv_api_handle;
+        hc.data = &k->api;
+        int rc = srv_http_server_new(k->loop, &hc, &k->servers[k->servers_n]);
+        if (rc < 0) {
+            snprintf(err, err_len, "cannot create the client server: %s", k_strerror(rc));
+            return rc;
+        }
+        k->servers_n++;
+        rc = srv_http_server_listen(k->servers[k->servers_n - 1], ip, u->port);
+        if (rc < 0) {
+            snprintf(err, err_len, "cannot listen on %s: %s (is another etcd or ketchd running?)",
+                     u->text, rc < -10000 ? k_strerror(rc) : uv_strerror(rc));
+            return rc;
+        }
+        k_log_info("server", "serving client requests on %s", u->text);
+    }
+    return 0;
+}
+
+static void on_drained(uv_timer_t *t)
+{
+    struct ketchd *k = t->data;
+    for (size_t i = 0; i < k->servers_n; i++)
+        srv_http_server_close(k->servers[i], NULL, NULL);
+    k->servers_n = 0;
+    uv_close((uv_handle_t *)&k->drain, NULL);
+    uv_close((uv_handle_t *)&k->sigterm, NULL);
+    uv_close((uv_handle_t *)&k->sigint, NULL);
+}
+
+static void stop(struct ketchd *k, const char *why)
+{
+    if (k->stopping) return;
+    k->stopping = true;
+    k_log_info("server", "stopping (%s)", why);
+    sd_notify(0, "STOPPING=1");
+    if (k->node) {
+        int rc = srv_node_stop(k->node);
+        k->node = NULL;
+        if (rc < 0) {
+            fprintf(stderr, "ketchd: syncing the data dir on the way out failed: %s\n",
+                    k_strerror(rc));
+            k->exit_status = 1;
+        }
+    }
+    /* Give the answers just queued (waiting requests failed by the stop) a moment to leave
+     * before the connections are closed. */
+    uv_timer_init(k->loop, &k->drain);
+    k->drain.data = k;
+    uv_timer_start(&k->drain, on_drained, DRAIN_MS, 0);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    stop(s->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static int check_supported(const struct srv_config *c, char *err, size_t err_len)
+{
+    if (c->discovery) {
+        snprintf(err, err_len, "--discovery needs clustering, which this build does not have yet");
+        return K_ECONFIG;
+    }
+    if (c->initial_member_count > 1 || c->initial_cluster_state == SRV_CLUSTER_STATE_EXISTING) {
+        snprintf(err, err_len,
+                 "this build serves a single member only: give --initial-cluster "
+                 "just this member and --initial-cluster-state new");
+        return K_ECONFIG;
+    }
+    return 0;
+}
+
+static int run(struct ketchd *k, char *err, size_t err_len)
+{
+    int rc = check_supported(&k->cfg, err, err_len);
+    if (rc < 0) return rc;
+    rc = srv_data_dir_open(&k->dir, k->cfg.data_dir, k->cfg.wal_dir, k->cfg.name, err, err_len);
+    if (rc < 0) return rc;
+    struct srv_identity id;
+    uint64_t voters[SRV_CONFIG_MEMBERS_MAX];
+    size_t voters_n;
+    identity_for(k, &id, voters, &voters_n);
+    srv_metrics_init(&k->metrics, id.member_id);
+    struct srv_node_config nc = {
+        .id = id.member_id,
+        .cluster_id = id.cluster_id,
+        .voters = voters,
+        .voters_n = voters_n,
+        .heartbeat_ms = k->cfg.heartbeat_interval_ms,
+        .election_ms = k->cfg.election_timeout_ms,
+        .snapshot_count = k->cfg.snapshot_count,
+        .max_snapshots = k->cfg.max_snapshots ? k->cfg.max_snapshots : 1,
+        .request_timeout_ms = 5000 + 2ull * k->cfg.election_timeout_ms,
+        .wal_dir = k->dir.wal_dir,
+        .snap_dir = k->dir.snap_dir,
+        .kv_dir = k->dir.kv_dir,
+        .metrics = &k->metrics,
+    };
+    rc = srv_node_start(k->loop, &nc, &k->node, err, err_len);
+    if (rc < 0) return rc;
+    if (!k->dir.has_identity) {
+        rc = srv_data_dir_save_identity(&k->dir, &id);
+        if (rc < 0) {
+            snprintf(err, err_len, "cannot write the member identity in %s: %s", k->dir.root,
+                     k_strerror(rc));
+            return rc;
+        }
+    }
+    k->api.node = k->node;
+    k->api.metrics = &k->metrics;
+    k->api.name = k->cfg.name;
+    k->api.client_urls = &k->cfg.advertise_client_urls;
+    k->api.peer_urls = &k->cfg.initial_advertise_peer_urls;
+    srv_id_format(id.cluster_id, k->api.cluster_id_hex);
+    srv_id_format(id.member_id, k->api.member_id_hex);
+    k->api.start_time_ns = wall_ns();
+    rc = listen_clients(k, err, err_len);
+    if (rc < 0) return rc;
+    k_log_info("server", "member %s (%s) of cluster %s is ready", k->api.member_id_hex, k->cfg.name,
+               k->api.cluster_id_hex);
+    sd_notify(0, "READY=1");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    struct srv_config cfg;
+    struct ketchd k;
+    memset(&k, 0, sizeof(k));
     enum srv_config_action action;
-    char err[SRV_CONFIG_ERR_BYTES];
-    int rc = srv_config_parse(&cfg, argc, argv, environ, &action, err, sizeof(err));
-    int status = 0;
+    char err[1024];
+    int rc = srv_config_parse(&k.cfg, argc, argv, environ, &action, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "ketchd: %s\n", err);
-        status = 2;
-    } else if (action == SRV_CONFIG_SHOW_VERSION) {
-        print_version();
-    } else if (action == SRV_CONFIG_SHOW_HELP) {
-        fputs(srv_config_usage(), stdout);
-    } else {
-        fprintf(stderr, "ketchd: this build cannot serve yet: only --version and --help work\n");
-        status = 2;
+        srv_config_deinit(&k.cfg);
+        return 2;
     }
-    srv_config_deinit(&cfg);
-    return status;
+    if (action == SRV_CONFIG_SHOW_VERSION) {
+        print_version();
+        srv_config_deinit(&k.cfg);
+        return 0;
+    }
+    if (action == SRV_CONFIG_SHOW_HELP) {
+        fputs(srv_config_usage(), stdout);
+        srv_config_deinit(&k.cfg);
+        return 0;
+    }
+    k_log_set_level(k.cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    k.loop = uv_default_loop();
+    uv_signal_init(k.loop, &k.sigterm);
+    uv_signal_init(k.loop, &k.sigint);
+    k.sigterm.data = k.sigint.data = &k;
+    uv_signal_start(&k.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&k.sigint, on_signal, SIGINT);
+    err[0] = '\0';
+    rc = run(&k, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "ketchd: %s\n", err[0] ? err : k_strerror(rc));
+        k.exit_status = 1;
+        stop(&k, "start-up failed");
+    }
+    uv_run(k.loop, UV_RUN_DEFAULT);
+    uv_loop_close(k.loop);
+    srv_data_dir_close(&k.dir);
+    srv_config_deinit(&k.cfg);
+    if (k.exit_status == 0) k_log_info("server", "stopped cleanly");
+    return k.exit_status;
 }

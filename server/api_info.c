@@ -1,0 +1,317 @@
+/* The member-level endpoints: /version, /health, /v2/machines, /v2/members, /v2/stats/...,
+ * /metrics, in etcd's formats (spec §7-§10). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "base/buf.h"
+#include "base/version.h"
+#include "kv/json.h"
+#include "kv/watch.h"
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static bool method_is(struct srv_request *req, const char *m)
+{
+    return strcmp(srv_request_msg(req)->method, m) == 0;
+}
+
+void srv_api_version(struct srv_api *api, struct srv_request *req)
+{
+    if (!method_is(req, "GET")) {
+        srv_api_reply_method_not_allowed(req, "GET");
+        return;
+    }
+    char body[128];
+    int n = snprintf(body, sizeof(body), "{\"etcdserver\":\"%s\",\"etcdcluster\":\"%s\"}",
+                     KETCH_VERSION, KETCH_ETCD_CLUSTER_VERSION);
+    srv_api_reply_json(api, req, 200, body, (size_t)n, false);
+}
+
+void srv_api_health(struct srv_api *api, struct srv_request *req)
+{
+    if (!method_is(req, "GET")) {
+        srv_api_reply_method_not_allowed(req, "GET");
+        return;
+    }
+    struct srv_node_status st;
+    srv_node_status(api->node, &st);
+    struct srv_api_headers hs;
+    srv_api_headers_init(&hs);
+    srv_api_headers_add(&hs, "Content-Type", "text/plain; charset=utf-8");
+    if (st.leader != 0) {
+        if (api->metrics) api->metrics->health_success++;
+        static const char ok[] = "{\"health\":\"true\"}";
+        srv_respond(req, 200, hs.h, hs.n, ok, sizeof(ok) - 1);
+        return;
+    }
+    if (api->metrics) api->metrics->health_failures++;
+    srv_api_headers_add(&hs, "X-Content-Type-Options", "nosniff");
+    static const char bad[] = "{\"health\":\"false\"}\n";
+    srv_respond(req, 503, hs.h, hs.n, bad, sizeof(bad) - 1);
+}
+
+static void url_list_text(struct k_buf *b, const struct srv_url_list *l, const char *sep)
+{
+    for (size_t i = 0; i < l->count; i++) {
+        if (i) k_buf_puts(b, sep);
+        k_buf_puts(b, l->urls[i].text);
+    }
+}
+
+void srv_api_machines(struct srv_api *api, struct srv_request *req)
+{
+    if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
+        srv_api_reply_method_not_allowed(req, "GET,HEAD");
+        return;
+    }
+    struct k_buf b;
+    k_buf_init(&b);
+    url_list_text(&b, api->client_urls, ", ");
+    struct srv_api_headers hs;
+    srv_api_headers_init(&hs);
+    srv_api_headers_add(&hs, "Content-Type", "text/plain; charset=utf-8");
+    srv_respond(req, 200, hs.h, hs.n, b.data ? b.data : "", b.len);
+    k_buf_free(&b);
+}
+
+static void json_url_array(struct kv_buf *b, const struct srv_url_list *l)
+{
+    kv_buf_append(b, "[", 1);
+    for (size_t i = 0; i < l->count; i++) {
+        if (i) kv_buf_append(b, ",", 1);
+        kv_json_string(b, l->urls[i].text, strlen(l->urls[i].text));
+    }
+    kv_buf_append(b, "]", 1);
+}
+
+/* This member as etcd's member object: id, name, peerURLs, clientURLs in that order. */
+static void json_self(struct srv_api *api, struct kv_buf *b)
+{
+    kv_buf_append(b, "{\"id\":\"", 7);
+    kv_buf_append(b, api->member_id_hex, strlen(api->member_id_hex));
+    kv_buf_append(b, "\",\"name\":", 9);
+    kv_json_string(b, api->name, strlen(api->name));
+    kv_buf_append(b, ",\"peerURLs\":", 12);
+    json_url_array(b, api->peer_urls);
+    kv_buf_append(b, ",\"clientURLs\":", 14);
+    json_url_array(b, api->client_urls);
+    kv_buf_append(b, "}", 1);
+}
+
+void srv_api_members(struct srv_api *api, struct srv_request *req, const char *rest)
+{
+    bool is_get = method_is(req, "GET");
+    if (strcmp(rest, "") == 0 || strcmp(rest, "/") == 0) {
+        if (is_get) {
+            struct kv_buf b = { 0 };
+            kv_buf_append(&b, "{\"members\":[", 12);
+            json_self(api, &b);
+            kv_buf_append(&b, "]}\n", 3);
+            srv_api_reply_json(api, req, 200, b.data, b.len, true);
+            kv_buf_free(&b);
+        } else if (method_is(req, "POST")) {
+            /* Runtime membership needs the peer transport of a cluster (issue 7). */
+            srv_api_reply_message(api, req, 500, "Internal Server Error", true);
+        } else if (method_is(req, "PUT") || method_is(req, "DELETE")) {
+            srv_api_reply_method_not_allowed(req, NULL);
+        } else {
+            srv_api_reply_method_not_allowed(req, "GET,POST,DELETE,PUT");
+        }
+        return;
+    }
+    if (strcmp(rest, "/leader") == 0 && is_get) {
+        struct srv_node_status st;
+        srv_node_status(api->node, &st);
+        if (st.leader != st.id) {
+            srv_api_reply_message(api, req, 503, "During election", true);
+            return;
+        }
+        struct kv_buf b = { 0 };
+        json_self(api, &b);
+        kv_buf_append(&b, "\n", 1);
+        srv_api_reply_json(api, req, 200, b.data, b.len, true);
+        kv_buf_free(&b);
+        return;
+    }
+    if (is_get) {
+        srv_api_reply_message(api, req, 404, "Not found", false);
+        return;
+    }
+    if (method_is(req, "PUT") || method_is(req, "DELETE")) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "No such member: %s", rest + 1);
+        if (strcmp(rest + 1, api->member_id_hex) == 0) {
+            srv_api_reply_message(api, req, 500, "Internal Server Error", true);
+        } else {
+            srv_api_reply_message(api, req, 404, msg, true);
+        }
+        return;
+    }
+    srv_api_reply_method_not_allowed(req, "GET,POST,DELETE,PUT");
+}
+
+/* Go's time.Duration.String for durations of a second or more ("1m55.973079992s"), and for
+ * shorter ones ("512.3ms", "42µs"). */
+static void go_duration(struct kv_buf *b, uint64_t ns)
+{
+    char out[64];
+    if (ns < 1000000000ull) {
+        const char *unit = "ns";
+        uint64_t scale = 1;
+        if (ns >= 1000000) {
+            unit = "ms";
+            scale = 1000000;
+        } else if (ns >= 1000) {
+            unit = "\xc2\xb5s";
+            scale = 1000;
+        }
+        int n = snprintf(out, sizeof(out), "%" PRIu64, ns / scale);
+        uint64_t frac = ns % scale;
+        if (frac) {
+            char f[16];
+            int digits = scale == 1000000 ? 6 : 3;
+            snprintf(f, sizeof(f), "%0*" PRIu64, digits, frac);
+            for (int i = digits - 1; i >= 0 && f[i] == '0'; i--)
+                f[i] = '\0';
+            n += snprintf(out + n, sizeof(out) - (size_t)n, ".%s", f);
+        }
+        snprintf(out + n, sizeof(out) - (size_t)n, "%s", unit);
+        kv_buf_append(b, out, strlen(out));
+        return;
+    }
+    uint64_t s = ns / 1000000000ull;
+    uint64_t frac = ns % 1000000000ull;
+    int n = 0;
+    if (s >= 3600) n += snprintf(out + n, sizeof(out) - (size_t)n, "%" PRIu64 "h", s / 3600);
+    if (s >= 60) n += snprintf(out + n, sizeof(out) - (size_t)n, "%" PRIu64 "m", s / 60 % 60);
+    n += snprintf(out + n, sizeof(out) - (size_t)n, "%" PRIu64, s % 60);
+    if (frac) {
+        char f[16];
+        snprintf(f, sizeof(f), "%09" PRIu64, frac);
+        for (int i = 8; i >= 0 && f[i] == '0'; i--)
+            f[i] = '\0';
+        n += snprintf(out + n, sizeof(out) - (size_t)n, ".%s", f);
+    }
+    snprintf(out + n, sizeof(out) - (size_t)n, "s");
+    kv_buf_append(b, out, strlen(out));
+}
+
+static const char *state_name(enum raft_state s)
+{
+    switch (s) {
+    case RAFT_STATE_LEADER:
+        return "StateLeader";
+    case RAFT_STATE_CANDIDATE:
+        return "StateCandidate";
+    case RAFT_STATE_PRE_CANDIDATE:
+        return "StatePreCandidate";
+    default:
+        return "StateFollower";
+    }
+}
+
+static void stats_self(struct srv_api *api, struct srv_request *req)
+{
+    struct srv_node_status st;
+    srv_node_status(api->node, &st);
+    int64_t now = wall_ns();
+    if (st.leader != api->leader_seen_id) {
+        api->leader_seen_id = st.leader;
+        api->leader_seen_ns = now;
+    }
+    struct kv_buf b = { 0 };
+    kv_buf_append(&b, "{\"name\":", 8);
+    kv_json_string(&b, api->name, strlen(api->name));
+    char text[160];
+    int n = snprintf(text, sizeof(text), ",\"id\":\"%s\",\"state\":\"%s\",\"startTime\":\"",
+                     api->member_id_hex, state_name(st.state));
+    kv_buf_append(&b, text, (size_t)n);
+    kv_json_time(&b, api->start_time_ns);
+    n = snprintf(text, sizeof(text), "\",\"leaderInfo\":{\"leader\":\"%" PRIx64 "\",\"uptime\":\"",
+                 st.leader);
+    kv_buf_append(&b, text, (size_t)n);
+    go_duration(&b, st.leader ? (uint64_t)(now - api->leader_seen_ns) : 0);
+    kv_buf_append(&b, "\",\"startTime\":\"", 15);
+    kv_json_time(&b, api->leader_seen_ns);
+    kv_buf_append(&b, "\"},\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}", 54);
+    srv_api_reply_json(api, req, 200, b.data, b.len, false);
+    kv_buf_free(&b);
+}
+
+static void stats_leader(struct srv_api *api, struct srv_request *req)
+{
+    struct srv_node_status st;
+    srv_node_status(api->node, &st);
+    if (st.state != RAFT_STATE_LEADER) {
+        srv_api_reply_message(api, req, 403, "not current leader", false);
+        return;
+    }
+    char body[96];
+    int n = snprintf(body, sizeof(body), "{\"leader\":\"%" PRIx64 "\",\"followers\":{}}", st.id);
+    srv_api_reply_json(api, req, 200, body, (size_t)n, false);
+}
+
+static void stats_store(struct srv_api *api, struct srv_request *req)
+{
+    const struct srv_metrics *m = api->metrics;
+    size_t watchers = kv_watch_hub_watcher_count(srv_node_hub(api->node));
+    uint64_t gets =
+            m->store_reads[SRV_STORE_READ_GET] + m->store_reads[SRV_STORE_READ_GET_RECURSIVE];
+    char body[640];
+    int n = snprintf(body, sizeof(body),
+                     "{\"getsSuccess\":%" PRIu64 ",\"getsFail\":0,\"setsSuccess\":%" PRIu64
+                     ",\"setsFail\":0,\"deleteSuccess\":%" PRIu64
+                     ",\"deleteFail\":0,\"updateSuccess\":%" PRIu64
+                     ",\"updateFail\":0,\"createSuccess\":%" PRIu64 ",\"createFail\":0,"
+                     "\"compareAndSwapSuccess\":%" PRIu64 ",\"compareAndSwapFail\":0,"
+                     "\"compareAndDeleteSuccess\":%" PRIu64 ",\"compareAndDeleteFail\":0,"
+                     "\"expireCount\":%" PRIu64 ",\"watchers\":%zu}",
+                     gets, m->store_writes[SRV_STORE_WRITE_SET],
+                     m->store_writes[SRV_STORE_WRITE_DELETE],
+                     m->store_writes[SRV_STORE_WRITE_UPDATE],
+                     m->store_writes[SRV_STORE_WRITE_CREATE], m->store_writes[SRV_STORE_WRITE_CAS],
+                     m->store_writes[SRV_STORE_WRITE_CAD], m->store_expires, watchers);
+    srv_api_reply_json(api, req, 200, body, (size_t)n, false);
+}
+
+void srv_api_stats(struct srv_api *api, struct srv_request *req, const char *which)
+{
+    if (strcmp(which, "self") != 0 && strcmp(which, "leader") != 0 && strcmp(which, "store") != 0) {
+        srv_api_reply_not_found(req);
+        return;
+    }
+    if (!method_is(req, "GET")) {
+        srv_api_reply_method_not_allowed(req, "GET");
+        return;
+    }
+    if (strcmp(which, "self") == 0) {
+        stats_self(api, req);
+    } else if (strcmp(which, "leader") == 0) {
+        stats_leader(api, req);
+    } else {
+        stats_store(api, req);
+    }
+}
+
+void srv_api_metrics(struct srv_api *api, struct srv_request *req)
+{
+    struct srv_node_status st;
+    srv_node_status(api->node, &st);
+    api->metrics->store_watchers = kv_watch_hub_watcher_count(srv_node_hub(api->node));
+    struct k_buf b;
+    k_buf_init(&b);
+    srv_metrics_render(api->metrics, KETCH_VERSION, "3.4", &b);
+    struct srv_api_headers hs;
+    srv_api_headers_init(&hs);
+    srv_api_headers_add(&hs, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    srv_respond(req, 200, hs.h, hs.n, b.data, b.len);
+    k_buf_free(&b);
+}

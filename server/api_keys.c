@@ -1,0 +1,470 @@
+/* /v2/keys: parameters read and checked in etcd's order (spec §4.2), then a local read, a
+ * quorum read through ReadIndex, a watch, or a write proposed through raft and answered from
+ * its own apply result. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "kv/get.h"
+#include "kv/json.h"
+#include "kv/watch.h"
+#include "server/form.h"
+
+static const char KEYS_ALLOW[] = "HEAD,GET,PUT,POST,DELETE";
+
+/* The parameters of one keys request, after checking. */
+struct keys_params {
+    bool recursive;
+    bool sorted;
+    bool wait;
+    bool dir;
+    bool quorum;
+    bool stream;
+    bool no_value_on_success;
+    bool refresh;
+    uint64_t prev_index;
+    uint64_t wait_index;
+    bool has_prev_value;
+    const struct srv_form_field *prev_value;
+    const struct srv_form_field *value;
+    enum { PREV_EXIST_UNSET, PREV_EXIST_TRUE, PREV_EXIST_FALSE } prev_exist;
+    bool has_ttl;
+    uint64_t ttl_s;
+};
+
+/* State of a request that outlives the handler call (a write, a quorum read, a watch).
+ * Lives in the request's arena: freed with the request, after it is finished. */
+struct keys_call {
+    struct srv_wait wait; /* first: the node's callbacks get &wait */
+    struct srv_api *api;
+    struct srv_request *req;
+    const char *key;
+    size_t key_len;
+    struct keys_params p;
+    struct kv_watcher *watcher;
+    bool streaming; /* the watch response head was sent */
+    bool finished;
+    int64_t time_ns;
+};
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/* strconv.ParseBool. */
+static bool parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = { "1", "t", "T", "TRUE", "true", "True" };
+    static const char *const no[] = { "0", "f", "F", "FALSE", "false", "False" };
+    for (size_t i = 0; i < K_ARRAY_LEN(yes); i++) {
+        if (strcmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* strconv.ParseUint(s, 10, 64): digits only, no sign, no overflow. */
+static bool parse_uint(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* A present field must parse; an absent one keeps the default. */
+static bool field_bool(const struct srv_form *f, const char *name, bool *out)
+{
+    const struct srv_form_field *fld = srv_form_get(f, name);
+    *out = false;
+    return !fld || parse_bool(fld->value.ptr, out);
+}
+
+static bool field_uint(const struct srv_form *f, const char *name, uint64_t *out)
+{
+    const struct srv_form_field *fld = srv_form_get(f, name);
+    *out = 0;
+    return !fld || parse_uint(fld->value.ptr, fld->value.len, out);
+}
+
+/* etcd's parseKeyRequest checks, in its order; on failure fills err and returns false. */
+static bool check_params(const char *method, const struct srv_form *f, struct keys_params *p,
+                         struct kv_error *err)
+{
+    memset(p, 0, sizeof(*p));
+    if (!field_uint(f, "prevIndex", &p->prev_index)) {
+        kv_error_set(err, KV_ECODE_INDEX_NAN, 0, "invalid value for \"prevIndex\"");
+        return false;
+    }
+    if (!field_uint(f, "waitIndex", &p->wait_index)) {
+        kv_error_set(err, KV_ECODE_INDEX_NAN, 0, "invalid value for \"waitIndex\"");
+        return false;
+    }
+    static const char *const bools[] = { "recursive", "sorted", "wait", "dir", "quorum", "stream" };
+    bool *targets[] = { &p->recursive, &p->sorted, &p->wait, &p->dir, &p->quorum, &p->stream };
+    for (size_t i = 0; i < K_ARRAY_LEN(bools); i++) {
+        if (!field_bool(f, bools[i], targets[i])) {
+            kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for \"%s\"", bools[i]);
+            return false;
+        }
+    }
+    if (p->wait && strcmp(method, "GET") != 0) {
+        kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "\"wait\" can only be used with GET requests");
+        return false;
+    }
+    p->prev_value = srv_form_get(f, "prevValue");
+    if (p->prev_value && p->prev_value->value.len == 0) {
+        kv_error_set(err, KV_ECODE_PREV_VALUE_REQUIRED, 0, "\"prevValue\" cannot be empty");
+        return false;
+    }
+    p->has_prev_value = p->prev_value != NULL;
+    if (!field_bool(f, "noValueOnSuccess", &p->no_value_on_success)) {
+        kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for \"noValueOnSuccess\"");
+        return false;
+    }
+    const struct srv_form_field *ttl = srv_form_get(f, "ttl");
+    if (ttl && ttl->value.len > 0) {
+        if (!parse_uint(ttl->value.ptr, ttl->value.len, &p->ttl_s)) {
+            kv_error_set(err, KV_ECODE_TTL_NAN, 0, "invalid value for \"ttl\"");
+            return false;
+        }
+        p->has_ttl = true;
+    }
+    const struct srv_form_field *pe = srv_form_get(f, "prevExist");
+    if (pe) {
+        bool b;
+        if (!parse_bool(pe->value.ptr, &b)) {
+            kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for prevExist");
+            return false;
+        }
+        p->prev_exist = b ? PREV_EXIST_TRUE : PREV_EXIST_FALSE;
+    }
+    const struct srv_form_field *rf = srv_form_get(f, "refresh");
+    if (rf && !parse_bool(rf->value.ptr, &p->refresh)) {
+        kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for refresh");
+        return false;
+    }
+    p->value = srv_form_get(f, "value");
+    if (p->refresh && p->value && p->value->value.len > 0) {
+        kv_error_set(err, KV_ECODE_REFRESH_VALUE, 0, "A value was provided on a refresh");
+        return false;
+    }
+    if (p->refresh && !p->has_ttl) {
+        kv_error_set(err, KV_ECODE_REFRESH_TTL_REQUIRED, 0, "No TTL value set");
+        return false;
+    }
+    return true;
+}
+
+static void add_index_headers(struct srv_api *api, struct srv_api_headers *hs, uint64_t etcd_index)
+{
+    struct srv_node_status st;
+    srv_node_status(api->node, &st);
+    srv_api_headers_add(hs, "Content-Type", "application/json");
+    srv_api_headers_add(hs, "X-Etcd-Cluster-Id", api->cluster_id_hex);
+    srv_api_headers_add_u64(hs, "X-Etcd-Index", etcd_index);
+    srv_api_headers_add_u64(hs, "X-Raft-Index", st.commit_index);
+    srv_api_headers_add_u64(hs, "X-Raft-Term", st.term);
+}
+
+static void reply_event(struct srv_api *api, struct srv_request *req, const struct kv_event *ev,
+                        bool no_value_on_success, uint64_t etcd_index)
+{
+    struct kv_buf body = { 0 };
+    kv_json_event(ev, no_value_on_success, &body);
+    struct srv_api_headers hs;
+    srv_api_headers_init(&hs);
+    add_index_headers(api, &hs, etcd_index);
+    srv_respond(req, kv_event_http_status(ev), hs.h, hs.n, body.data, body.len);
+    kv_buf_free(&body);
+}
+
+/* ---- reads ---- */
+
+static void serve_get(struct srv_api *api, struct srv_request *req, const char *key, size_t key_len,
+                      const struct keys_params *p)
+{
+    struct kv_event *ev = NULL;
+    struct kv_error err;
+    int rc = kv_get(srv_node_store(api->node), key, key_len, p->recursive, p->sorted, wall_ns(),
+                    &ev, &err);
+    if (api->metrics) {
+        api->metrics
+                ->store_reads[p->recursive ? SRV_STORE_READ_GET_RECURSIVE : SRV_STORE_READ_GET]++;
+    }
+    if (rc == K_EV2) {
+        srv_api_reply_v2_error(api, req, &err);
+        return;
+    }
+    if (rc < 0) {
+        k_log_error("api", "read of the store failed: %s", k_strerror(rc));
+        srv_api_reply_error(api, req, KV_ECODE_RAFT_INTERNAL, 0, k_strerror(rc));
+        return;
+    }
+    reply_event(api, req, ev, false, ev->index);
+    kv_event_unref(ev);
+}
+
+static void on_request_gone(struct srv_request *req, void *data)
+{
+    struct keys_call *c = data;
+    if (c->watcher) {
+        kv_watcher_free(c->watcher);
+        c->watcher = NULL;
+        if (c->api->metrics && c->api->metrics->store_watchers) c->api->metrics->store_watchers--;
+    } else {
+        srv_node_cancel(c->api->node, &c->wait);
+    }
+    if (c->finished) return;
+    c->finished = true;
+    if (c->streaming) {
+        srv_stream_end(req);
+    } else {
+        srv_respond(req, 500, NULL, 0, NULL, 0); /* nothing is written: the client is gone */
+    }
+}
+
+static void on_quorum_read(struct srv_wait *w, int rc, const struct kv_result *res)
+{
+    (void)res;
+    struct keys_call *c = (struct keys_call *)w;
+    c->finished = true;
+    if (rc < 0) {
+        srv_api_reply_node_error(c->api, c->req, rc);
+        return;
+    }
+    serve_get(c->api, c->req, c->key, c->key_len, &c->p);
+}
+
+/* ---- writes ---- */
+
+static void on_write_applied(struct srv_wait *w, int rc, const struct kv_result *res)
+{
+    struct keys_call *c = (struct keys_call *)w;
+    c->finished = true;
+    if (rc < 0) {
+        srv_api_reply_node_error(c->api, c->req, rc);
+        return;
+    }
+    if (res->rc == K_EV2) {
+        srv_api_reply_v2_error(c->api, c->req, &res->err);
+        return;
+    }
+    if (res->rc < 0 || !res->event) {
+        srv_api_reply_error(c->api, c->req, KV_ECODE_RAFT_INTERNAL, 0, k_strerror(res->rc));
+        return;
+    }
+    if (c->api->metrics) {
+        static const enum srv_store_write by_action[] = {
+            [KV_ACTION_SET] = SRV_STORE_WRITE_SET,
+            [KV_ACTION_CREATE] = SRV_STORE_WRITE_CREATE,
+            [KV_ACTION_UPDATE] = SRV_STORE_WRITE_UPDATE,
+            [KV_ACTION_COMPARE_AND_SWAP] = SRV_STORE_WRITE_CAS,
+            [KV_ACTION_DELETE] = SRV_STORE_WRITE_DELETE,
+            [KV_ACTION_COMPARE_AND_DELETE] = SRV_STORE_WRITE_CAD,
+        };
+        enum kv_action a = res->event->action;
+        if (a >= KV_ACTION_SET && a <= KV_ACTION_COMPARE_AND_DELETE) {
+            c->api->metrics->store_writes[by_action[a]]++;
+        }
+    }
+    reply_event(c->api, c->req, res->event, c->p.no_value_on_success, res->etcd_index);
+}
+
+static void propose_write(struct keys_call *c, Kvpb__KvRequest *kr)
+{
+    struct kv_error err;
+    if (kv_request_check(kv_store_limits(srv_node_store(c->api->node)), kr, &err) == K_EV2) {
+        c->finished = true;
+        srv_api_reply_v2_error(c->api, c->req, &err);
+        return;
+    }
+    c->wait.cb = on_write_applied;
+    c->wait.data = c;
+    srv_request_on_gone(c->req, on_request_gone, c);
+    srv_node_propose(c->api->node, kr, &c->wait);
+}
+
+static void build_write(struct keys_call *c, const char *method, Kvpb__KvRequest *kr)
+{
+    const struct keys_params *p = &c->p;
+    kr->path.data = (uint8_t *)c->key;
+    kr->path.len = c->key_len;
+    kr->time_ns = c->time_ns;
+    kr->dir = p->dir;
+    kr->recursive = p->recursive;
+    if (strcmp(method, "DELETE") == 0) {
+        kr->method = KVPB__KV_METHOD__KV_METHOD_DELETE;
+    } else {
+        kr->method = strcmp(method, "POST") == 0 ? KVPB__KV_METHOD__KV_METHOD_POST
+                                                 : KVPB__KV_METHOD__KV_METHOD_PUT;
+        if (p->value) {
+            kr->value.data = (uint8_t *)p->value->value.ptr;
+            kr->value.len = p->value->value.len;
+        }
+        kr->refresh = p->refresh;
+        kr->has_ttl = p->has_ttl;
+        kr->ttl_s = p->ttl_s;
+        kr->prev_exist = p->prev_exist == PREV_EXIST_TRUE ? KVPB__KV_PREV_EXIST__KV_PREV_EXIST_TRUE
+                         : p->prev_exist == PREV_EXIST_FALSE
+                                 ? KVPB__KV_PREV_EXIST__KV_PREV_EXIST_FALSE
+                                 : KVPB__KV_PREV_EXIST__KV_PREV_EXIST_UNSET;
+    }
+    if (p->has_prev_value) {
+        kr->prev_value.data = (uint8_t *)p->prev_value->value.ptr;
+        kr->prev_value.len = p->prev_value->value.len;
+    }
+    kr->prev_index = p->prev_index;
+}
+
+/* ---- watches ---- */
+
+static void watch_deliver(struct keys_call *c)
+{
+    struct kv_event *ev;
+    while (!c->finished && (ev = kv_watcher_take(c->watcher)) != NULL) {
+        struct kv_buf body = { 0 };
+        kv_json_event(ev, false, &body);
+        kv_event_unref(ev);
+        int rc = srv_stream_chunk(c->req, body.data, body.len);
+        kv_buf_free(&body);
+        if (rc < 0 || !c->p.stream) {
+            c->finished = true;
+            kv_watcher_free(c->watcher);
+            c->watcher = NULL;
+            if (c->api->metrics && c->api->metrics->store_watchers) {
+                c->api->metrics->store_watchers--;
+            }
+            srv_stream_end(c->req);
+            return;
+        }
+    }
+    enum kv_watcher_state st = c->watcher ? kv_watcher_state(c->watcher) : KV_WATCHER_DONE;
+    if (!c->finished && st == KV_WATCHER_CLOSED) {
+        /* The store was replaced by a snapshot: end the watch; clients re-watch (spec §5.7). */
+        c->finished = true;
+        kv_watcher_free(c->watcher);
+        c->watcher = NULL;
+        srv_stream_end(c->req);
+    }
+    /* KV_WATCHER_CUT_OFF and a DONE stream stay open and silent, as etcd's do (spec §5.5). */
+}
+
+static void on_watch_event(struct kv_watcher *w, void *data)
+{
+    (void)w;
+    watch_deliver(data);
+}
+
+static void start_watch(struct keys_call *c)
+{
+    struct kv_watch_opts o = {
+        .key = c->key,
+        .key_len = c->key_len,
+        .recursive = c->p.recursive,
+        .stream = c->p.stream,
+        .wait_index = c->p.wait_index,
+    };
+    uint64_t etcd_index = 0;
+    struct kv_error err;
+    if (c->api->metrics) c->api->metrics->store_watch_requests++;
+    int rc = kv_watch_add(srv_node_hub(c->api->node), &o, on_watch_event, c, &c->watcher,
+                          &etcd_index, &err);
+    if (rc == K_EV2) {
+        srv_api_reply_v2_error(c->api, c->req, &err);
+        return;
+    }
+    k_assert(rc == 0);
+    if (c->api->metrics) c->api->metrics->store_watchers++;
+    struct srv_api_headers hs;
+    srv_api_headers_init(&hs);
+    add_index_headers(c->api, &hs, etcd_index);
+    /* Headers go out at once, before any event (python3-etcd depends on it, spec §5.1). */
+    srv_stream_begin(c->req, 200, hs.h, hs.n);
+    c->streaming = true;
+    srv_request_on_gone(c->req, on_request_gone, c);
+    watch_deliver(c); /* an event from history may be queued already */
+}
+
+/* ---- entry point ---- */
+
+void srv_api_keys(struct srv_api *api, struct srv_request *req, const char *key, size_t key_len)
+{
+    const struct srv_http_request *m = srv_request_msg(req);
+    const char *method = m->method;
+    bool is_get = strcmp(method, "GET") == 0;
+    bool is_head = strcmp(method, "HEAD") == 0;
+    bool is_write = strcmp(method, "PUT") == 0 || strcmp(method, "POST") == 0 ||
+                    strcmp(method, "DELETE") == 0;
+    if (!is_get && !is_head && !is_write) {
+        srv_api_reply_method_not_allowed(req, KEYS_ALLOW);
+        return;
+    }
+    struct srv_arena *arena = srv_request_arena(req);
+    struct srv_form form = { 0 };
+    struct srv_form_source src = {
+        .method = method,
+        .query = m->query,
+        .content_type = m->content_type,
+        .body = { m->body, m->body_len },
+        .body_too_large = m->body_too_large,
+    };
+    char form_err[SRV_FORM_ERROR_BYTES];
+    int rc = srv_form_parse_request(arena, &src, &form, form_err);
+    if (rc < 0) {
+        if (m->body_too_large) srv_request_close_after(req);
+        srv_api_reply_error(api, req, KV_ECODE_INVALID_FORM, 0, form_err);
+        return;
+    }
+    struct keys_call *c = srv_arena_alloc(arena, sizeof(*c));
+    if (!c) {
+        srv_api_reply_error(api, req, KV_ECODE_INVALID_FORM, 0, "request too large");
+        return;
+    }
+    memset(c, 0, sizeof(*c));
+    c->api = api;
+    c->req = req;
+    c->key = key;
+    c->key_len = key_len;
+    c->time_ns = wall_ns();
+    struct kv_error err;
+    if (!check_params(method, &form, &c->p, &err)) {
+        srv_api_reply_v2_error(api, req, &err);
+        return;
+    }
+    if (is_get && c->p.wait) {
+        start_watch(c);
+    } else if (is_get && c->p.quorum) {
+        c->wait.cb = on_quorum_read;
+        c->wait.data = c;
+        srv_request_on_gone(req, on_request_gone, c);
+        srv_node_read(api->node, &c->wait);
+    } else if (is_get || is_head) {
+        serve_get(api, req, key, key_len, &c->p);
+    } else {
+        Kvpb__KvRequest kr = KVPB__KV_REQUEST__INIT;
+        build_write(c, method, &kr);
+        propose_write(c, &kr);
+    }
+}

@@ -1,0 +1,1069 @@
+/* The node driver: raft on the loop, WAL + apply on the disk worker, snapshots on their
+ * own worker; see server/node.h for the contract and the ordering rules. */
+#include "node.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/fsutil.h"
+#include "base/log.h"
+#include "base/prng.h"
+#include "base/u64map.h"
+#include "raft/codec.h"
+#include "raft/snap.h"
+#include "raft/storage_mem.h"
+#include "raft/wal.h"
+#include "server/worker.h"
+
+enum wait_state {
+    WAIT_QUEUED = 1,   /* a write not yet accepted by raft, or a read not yet asked */
+    WAIT_PROPOSED = 2, /* a write raft took; found by id when its entry applies */
+    WAIT_READING = 3,  /* a read whose ReadIndex round is under way (id = batch context) */
+    WAIT_APPLYING = 4, /* a read whose index is known, waiting for apply to reach it */
+};
+
+struct wait_list {
+    struct srv_wait *head;
+    struct srv_wait *tail;
+    size_t count;
+};
+
+/* One Ready's disk work: owned by the disk worker from submit until disk_done runs. */
+struct disk_job {
+    struct srv_job job;
+    struct srv_node *node;
+    struct raft_ready rd;
+    struct kv_entry *apply; /* committed entries as kv sees them */
+    size_t apply_n;
+    size_t apply_cap;
+    int wal_rc;
+    int kv_rc;
+    uint64_t wal_ns;
+    struct kv_batch batch;
+};
+
+/* A WAL-side task the snapshot needs (mark + release), run in order with Ready jobs. */
+struct wal_task_job {
+    struct srv_job job;
+    struct srv_node *node;
+    uint64_t index;
+    uint64_t term;
+    int rc;
+};
+
+struct snap_job {
+    struct srv_job job;
+    struct srv_node *node;
+    char tmp_path[4200];
+    char snap_dir[4096];
+    struct raft_conf_state conf;
+    uint64_t index; /* what the copy holds; set by the copy stage */
+    uint64_t term;  /* of that index; looked up on the loop before the seal stage */
+    int rc;
+    char err[256];
+};
+
+struct conf_at {
+    uint64_t index;
+    struct raft_conf_state conf;
+};
+
+struct srv_node {
+    uv_loop_t *loop;
+    struct srv_node_config cfg;
+    struct k_prng prng;
+    struct raft *raft;
+    struct raft_storage_mem *log;
+    struct raft_wal *wal;
+    struct kv_store *kv;
+    struct kv_watch_hub *hub;
+    struct srv_worker disk;
+    struct srv_worker snapper;
+    uv_timer_t tick_timer;
+    uv_timer_t sync_timer;
+    uv_timer_t sweep_timer;
+    uv_check_t check;
+    struct disk_job job; /* the one Ready in flight */
+    bool in_flight;
+    bool stopping;
+    bool broken; /* a WAL or kv write failed: sticky, the member must stop */
+    unsigned pending_ticks;
+    uint64_t next_id;
+    uint64_t read_ctx_next;
+    struct k_u64map proposed; /* request id -> srv_wait */
+    struct wait_list queued_writes;
+    struct wait_list queued_reads;
+    struct wait_list reading;  /* waiting for a read state */
+    struct wait_list applying; /* reads waiting for apply to reach read_index */
+    uint64_t read_ctx_open;    /* context of the ReadIndex round under way, 0 if none */
+    bool sync_outstanding;
+    uint64_t sync_id;
+    uint64_t applied;
+    uint64_t snapshot_index;
+    bool snapshot_running;
+    struct wal_task_job wal_task;
+    struct snap_job snap;
+    struct conf_at confs[8]; /* recent configurations by index, for snapshot metadata */
+    size_t confs_n;
+    uint64_t leader;
+    uint64_t leader_since_ms;
+    enum raft_state state;
+    unsigned closing_handles;
+};
+
+/* ---- wait lists ---- */
+
+static void list_push(struct wait_list *l, struct srv_wait *w)
+{
+    w->next = NULL;
+    w->prev = l->tail;
+    if (l->tail) {
+        l->tail->next = w;
+    } else {
+        l->head = w;
+    }
+    l->tail = w;
+    l->count++;
+}
+
+static void list_remove(struct wait_list *l, struct srv_wait *w)
+{
+    if (w->prev) {
+        w->prev->next = w->next;
+    } else {
+        l->head = w->next;
+    }
+    if (w->next) {
+        w->next->prev = w->prev;
+    } else {
+        l->tail = w->prev;
+    }
+    w->prev = w->next = NULL;
+    k_assert(l->count > 0);
+    l->count--;
+}
+
+static struct wait_list *list_of(struct srv_node *n, struct srv_wait *w)
+{
+    switch (w->state) {
+    case WAIT_QUEUED:
+        return w->proposal ? &n->queued_writes : &n->queued_reads;
+    case WAIT_READING:
+        return &n->reading;
+    case WAIT_APPLYING:
+        return &n->applying;
+    default:
+        return NULL;
+    }
+}
+
+/* Takes w out of wherever it is; its cb will not be called by the node. */
+static void wait_detach(struct srv_node *n, struct srv_wait *w)
+{
+    if (w->state == WAIT_PROPOSED) {
+        k_assert(k_u64map_remove(&n->proposed, w->id) == w);
+    } else {
+        struct wait_list *l = list_of(n, w);
+        if (l) list_remove(l, w);
+    }
+    free(w->proposal);
+    w->proposal = NULL;
+    w->state = 0;
+}
+
+static void wait_finish(struct srv_node *n, struct srv_wait *w, int rc, const struct kv_result *r)
+{
+    wait_detach(n, w);
+    if (rc != 0 && n->cfg.metrics) {
+        if (w->read_index || w->id >= (1ull << 63)) {
+            n->cfg.metrics->read_indexes_failed++;
+        } else {
+            n->cfg.metrics->proposals_failed++;
+        }
+    }
+    w->cb(w, rc, r);
+}
+
+static void fail_list(struct srv_node *n, struct wait_list *l, int rc)
+{
+    while (l->head)
+        wait_finish(n, l->head, rc, NULL);
+}
+
+/* ---- conf history ---- */
+
+static void conf_record(struct srv_node *n, uint64_t index, const struct raft_conf_state *cs)
+{
+    if (n->confs_n == K_ARRAY_LEN(n->confs)) {
+        memmove(n->confs, n->confs + 1, sizeof(n->confs) - sizeof(n->confs[0]));
+        n->confs_n--;
+    }
+    n->confs[n->confs_n].index = index;
+    n->confs[n->confs_n].conf = *cs;
+    n->confs_n++;
+}
+
+/* The configuration in force at index (the latest recorded at or before it). */
+static const struct raft_conf_state *conf_at(const struct srv_node *n, uint64_t index)
+{
+    const struct raft_conf_state *best = &n->confs[0].conf;
+    for (size_t i = 0; i < n->confs_n; i++) {
+        if (n->confs[i].index <= index) best = &n->confs[i].conf;
+    }
+    return best;
+}
+
+/* ---- the disk worker's job ---- */
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Worker thread: make the Ready durable, then apply what it commits. */
+static void disk_run(struct srv_job *job)
+{
+    struct disk_job *j = (struct disk_job *)job;
+    struct srv_node *n = j->node;
+    j->wal_rc = 0;
+    j->kv_rc = 0;
+    j->wal_ns = 0;
+    if (j->rd.entries_n > 0 || j->rd.hard_state_changed) {
+        uint64_t start = mono_ns();
+        j->wal_rc = raft_wal_write(n->wal, j->rd.entries, j->rd.entries_n,
+                                   j->rd.hard_state_changed ? &j->rd.hard_state : NULL);
+        j->wal_ns = mono_ns() - start;
+        if (j->wal_rc < 0) return;
+    }
+    memset(&j->batch, 0, sizeof(j->batch));
+    if (j->apply_n > 0) j->kv_rc = kv_apply_batch(n->kv, j->apply, j->apply_n, &j->batch);
+}
+
+static void send_messages(struct srv_node *n, const struct raft_ready *rd)
+{
+    /* The peer transport arrives with clustering (issue 7). A single member has no peers, so
+     * the core has nobody to send to. */
+    for (size_t i = 0; i < rd->messages_n; i++) {
+        k_log_debug("node", "dropping %s to %" PRIx64 ": no peer transport",
+                    raft_msg_type_name(rd->messages[i].type), rd->messages[i].to);
+    }
+}
+
+static void apply_conf_changes(struct srv_node *n, const struct raft_ready *rd)
+{
+    for (size_t i = 0; i < rd->committed_n; i++) {
+        const struct raft_entry *e = &rd->committed[i];
+        if (e->type != RAFT_ENTRY_CONF_CHANGE) continue;
+        struct raft_conf_change cc;
+        if (raft_conf_change_decode(e->data, e->data_len, &cc) < 0) {
+            k_log_error("node", "conf change at index %" PRIu64 " does not decode; ignored",
+                        e->index);
+            continue;
+        }
+        struct raft_conf_state cs;
+        if (raft_apply_conf_change(n->raft, &cc, &cs) == 0) conf_record(n, e->index, &cs);
+    }
+}
+
+static void answer_writes(struct srv_node *n, const struct kv_batch *b)
+{
+    for (size_t i = 0; i < b->result_count; i++) {
+        const struct kv_result *r = &b->results[i];
+        if (r->request_id == 0) continue;
+        if (n->sync_outstanding && r->request_id == n->sync_id) {
+            n->sync_outstanding = false;
+            continue;
+        }
+        struct srv_wait *w = k_u64map_get(&n->proposed, r->request_id);
+        if (w) wait_finish(n, w, 0, r);
+    }
+}
+
+static void finish_reads(struct srv_node *n)
+{
+    struct srv_wait *w = n->applying.head;
+    while (w) {
+        struct srv_wait *next = w->next;
+        if (w->read_index <= n->applied) wait_finish(n, w, 0, NULL);
+        w = next;
+    }
+}
+
+static void take_read_states(struct srv_node *n, const struct raft_ready *rd)
+{
+    for (size_t i = 0; i < rd->read_states_n; i++) {
+        const struct raft_read_state *rs = &rd->read_states[i];
+        uint64_t ctx = 0;
+        if (rs->context_len != sizeof(ctx)) continue;
+        memcpy(&ctx, rs->context, sizeof(ctx));
+        struct srv_wait *w = n->reading.head;
+        while (w) {
+            struct srv_wait *next = w->next;
+            if (w->id == ctx) {
+                list_remove(&n->reading, w);
+                w->state = WAIT_APPLYING;
+                w->read_index = rs->index;
+                list_push(&n->applying, w);
+            }
+            w = next;
+        }
+        if (ctx == n->read_ctx_open) n->read_ctx_open = 0;
+    }
+}
+
+static void track_soft_state(struct srv_node *n)
+{
+    uint64_t leader = raft_leader(n->raft);
+    enum raft_state state = raft_state(n->raft);
+    if (leader != n->leader) {
+        if (leader != 0) {
+            n->leader_since_ms = uv_now(n->loop);
+            if (n->cfg.metrics) n->cfg.metrics->leader_changes++;
+            k_log_info("node", "leader is now %" PRIx64 " (term %" PRIu64 ")", leader,
+                       raft_term(n->raft));
+        } else {
+            k_log_info("node", "no leader (term %" PRIu64 ")", raft_term(n->raft));
+        }
+        n->leader = leader;
+    }
+    if (state != n->state && state != RAFT_STATE_LEADER) n->sync_outstanding = false;
+    n->state = state;
+    if (n->cfg.metrics) {
+        n->cfg.metrics->has_leader = leader != 0;
+        n->cfg.metrics->is_leader = state == RAFT_STATE_LEADER;
+    }
+}
+
+static void maybe_snapshot(struct srv_node *n);
+static void process_ready(struct srv_node *n);
+
+static void fail_broken(struct srv_node *n, const char *what, int rc)
+{
+    k_log_error("node", "%s failed: %s; this member stops taking writes and exits", what,
+                k_strerror(rc));
+    n->broken = true;
+    /* A retried fsync can falsely succeed (STYLE.md §3): stop, and let the operator restart
+     * the member, which recovers from what is durable. */
+    fprintf(stderr, "ketchd: %s failed: %s\n", what, k_strerror(rc));
+    _exit(1);
+}
+
+/* Loop thread, after disk_run: the Ready is durable and its committed entries applied. */
+static void disk_done(struct srv_job *job)
+{
+    struct disk_job *j = (struct disk_job *)job;
+    struct srv_node *n = j->node;
+    struct raft_ready *rd = &j->rd;
+    if (j->wal_rc < 0) fail_broken(n, "WAL write", j->wal_rc);
+    if (j->kv_rc < 0) fail_broken(n, "store apply", j->kv_rc);
+    struct srv_metrics *m = n->cfg.metrics;
+    if (m && j->wal_ns) {
+        srv_histogram_observe(&m->wal_fsync, (double)j->wal_ns / 1e9);
+        m->wal_write_bytes += 0;
+    }
+    if (m && j->apply_n) srv_histogram_observe(&m->backend_commit, (double)job->run_ns / 1e9);
+    if (raft_state(n->raft) != RAFT_STATE_LEADER) send_messages(n, rd);
+    if (rd->entries_n > 0) {
+        int rc = raft_storage_mem_append(n->log, rd->entries, rd->entries_n);
+        k_assert(rc == 0);
+    }
+    if (rd->hard_state_changed) raft_storage_mem_set_hard_state(n->log, &rd->hard_state);
+    apply_conf_changes(n, rd);
+    if (j->apply_n > 0) {
+        n->applied = j->batch.applied_index > n->applied ? j->batch.applied_index : n->applied;
+        if (rd->committed_n) {
+            uint64_t last = rd->committed[rd->committed_n - 1].index;
+            if (last > n->applied) n->applied = last;
+        }
+        kv_watch_hub_publish(n->hub, j->batch.events, j->batch.event_count);
+        answer_writes(n, &j->batch);
+        if (m) {
+            m->proposals_applied = n->applied;
+            m->store_expires += 0;
+        }
+        kv_batch_free(&j->batch);
+    }
+    take_read_states(n, rd);
+    finish_reads(n);
+    raft_advance(n->raft, rd);
+    n->in_flight = false;
+    track_soft_state(n);
+    if (m) {
+        m->proposals_committed = raft_commit_index(n->raft);
+        m->proposals_pending = n->proposed.count;
+    }
+    maybe_snapshot(n);
+    if (!n->stopping) process_ready(n);
+}
+
+/* ---- feeding the core ---- */
+
+static void encode_proposal(Kvpb__KvRequest *req, struct srv_wait *w)
+{
+    w->proposal_len = kvpb__kv_request__get_packed_size(req);
+    w->proposal = k_xmalloc(w->proposal_len);
+    k_assert(kvpb__kv_request__pack(req, w->proposal) == w->proposal_len);
+}
+
+/* Hands queued writes to raft while it takes them. */
+static void feed_writes(struct srv_node *n)
+{
+    while (n->queued_writes.head) {
+        struct srv_wait *w = n->queued_writes.head;
+        int rc = raft_propose(n->raft, w->proposal, w->proposal_len);
+        if (rc == K_ENOLEADER || rc == K_EBUSY || rc == K_ELIMIT) return; /* retry later */
+        list_remove(&n->queued_writes, w);
+        free(w->proposal);
+        w->proposal = NULL;
+        if (rc < 0) {
+            w->state = 0;
+            if (n->cfg.metrics) n->cfg.metrics->proposals_failed++;
+            w->cb(w, rc, NULL);
+            continue;
+        }
+        w->state = WAIT_PROPOSED;
+        k_u64map_put(&n->proposed, w->id, w);
+    }
+}
+
+/* Starts one ReadIndex round for every read queued since the last one (reads batch as
+ * etcd's linearizableReadLoop does). */
+static void feed_reads(struct srv_node *n)
+{
+    if (!n->queued_reads.head || n->read_ctx_open) return;
+    uint64_t ctx = ++n->read_ctx_next | (1ull << 63);
+    int rc = raft_read_index(n->raft, &ctx, sizeof(ctx));
+    if (rc < 0) return; /* no leader yet, or its first commit is pending: retry */
+    n->read_ctx_open = ctx;
+    while (n->queued_reads.head) {
+        struct srv_wait *w = n->queued_reads.head;
+        list_remove(&n->queued_reads, w);
+        w->state = WAIT_READING;
+        w->id = ctx;
+        list_push(&n->reading, w);
+    }
+}
+
+static void fill_apply(struct srv_node *n, struct disk_job *j)
+{
+    const struct raft_ready *rd = &j->rd;
+    j->apply_n = 0;
+    if (rd->committed_n > j->apply_cap) {
+        j->apply_cap = rd->committed_n;
+        j->apply = k_xrealloc(j->apply, j->apply_cap * sizeof(*j->apply));
+    }
+    for (size_t i = 0; i < rd->committed_n; i++) {
+        const struct raft_entry *e = &rd->committed[i];
+        if (e->index <= n->applied) continue;
+        struct kv_entry *k = &j->apply[j->apply_n++];
+        k->raft_index = e->index;
+        bool request = e->type == RAFT_ENTRY_NORMAL && e->data_len > 0;
+        k->data = request ? e->data : NULL;
+        k->len = request ? e->data_len : 0;
+    }
+}
+
+static void process_ready(struct srv_node *n)
+{
+    if (n->in_flight || n->broken) return;
+    for (; n->pending_ticks > 0; n->pending_ticks--)
+        raft_tick(n->raft);
+    feed_writes(n);
+    feed_reads(n);
+    track_soft_state(n);
+    struct disk_job *j = &n->job;
+    if (!raft_ready(n->raft, &j->rd)) return;
+    n->in_flight = true;
+    if (raft_state(n->raft) == RAFT_STATE_LEADER) send_messages(n, &j->rd);
+    if (j->rd.snapshot_present) {
+        /* Only a follower that fell behind a compacted log receives one (issue 7). */
+        k_log_error("node", "snapshot install at index %" PRIu64 " needs the peer transport",
+                    j->rd.snapshot.index);
+    }
+    fill_apply(n, j);
+    j->node = n;
+    j->job.run_cb = disk_run;
+    j->job.done_cb = disk_done;
+    srv_worker_submit(&n->disk, &j->job);
+}
+
+static void on_check(uv_check_t *h)
+{
+    process_ready(h->data);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct srv_node *n = t->data;
+    if (n->in_flight) {
+        n->pending_ticks++;
+    } else {
+        raft_tick(n->raft);
+    }
+}
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static uint64_t new_request_id(struct srv_node *n)
+{
+    return ++n->next_id;
+}
+
+/* The leader proposes its clock so every member expires TTL keys at the same point of the
+ * log (DESIGN.md, "Time"); one at a time so a slow commit does not pile them up. */
+static void on_sync(uv_timer_t *t)
+{
+    struct srv_node *n = t->data;
+    if (n->state != RAFT_STATE_LEADER || n->sync_outstanding || n->in_flight) return;
+    Kvpb__KvRequest req = KVPB__KV_REQUEST__INIT;
+    req.method = KVPB__KV_METHOD__KV_METHOD_SYNC;
+    req.id = new_request_id(n);
+    req.time_ns = wall_ns();
+    size_t len = kvpb__kv_request__get_packed_size(&req);
+    uint8_t buf[64];
+    k_assert(len <= sizeof(buf));
+    k_assert(kvpb__kv_request__pack(&req, buf) == len);
+    if (raft_propose(n->raft, buf, len) == 0) {
+        n->sync_outstanding = true;
+        n->sync_id = req.id;
+    }
+}
+
+static void sweep_list(struct srv_node *n, struct wait_list *l, uint64_t now)
+{
+    while (l->head && l->head->deadline_ms <= now)
+        wait_finish(n, l->head, K_EUNAVAILABLE, NULL);
+}
+
+/* Fails requests past their deadline (etcd answers 300 "request timed out"). Lists are in
+ * arrival order and share one timeout, so each sweep looks only at their heads; proposed
+ * writes are checked through the map when its size says some may be old. */
+static void on_sweep(uv_timer_t *t)
+{
+    struct srv_node *n = t->data;
+    uint64_t now = uv_now(n->loop);
+    sweep_list(n, &n->queued_writes, now);
+    sweep_list(n, &n->queued_reads, now);
+    sweep_list(n, &n->reading, now);
+    sweep_list(n, &n->applying, now);
+    if (n->proposed.count == 0) return;
+    for (size_t i = 0; i < n->proposed.cap; i++) {
+        struct srv_wait *w = n->proposed.slots[i].value;
+        if (n->proposed.slots[i].key && w->deadline_ms <= now) {
+            wait_finish(n, w, K_EUNAVAILABLE, NULL);
+            i--; /* backward shift may have moved another entry into slot i */
+        }
+    }
+    if (n->reading.count == 0) n->read_ctx_open = 0;
+}
+
+void srv_node_propose(struct srv_node *n, Kvpb__KvRequest *req, struct srv_wait *w)
+{
+    memset(&w->id, 0, sizeof(*w) - offsetof(struct srv_wait, id));
+    if (n->stopping || n->broken) {
+        w->cb(w, K_ESTOPPED, NULL);
+        return;
+    }
+    if (n->queued_writes.count + n->proposed.count >= SRV_NODE_QUEUE_MAX) {
+        w->cb(w, K_ELIMIT, NULL);
+        return;
+    }
+    req->id = new_request_id(n);
+    w->id = req->id;
+    w->deadline_ms = uv_now(n->loop) + n->cfg.request_timeout_ms;
+    encode_proposal(req, w);
+    w->state = WAIT_QUEUED;
+    list_push(&n->queued_writes, w);
+    if (!n->in_flight) feed_writes(n);
+}
+
+void srv_node_read(struct srv_node *n, struct srv_wait *w)
+{
+    memset(&w->id, 0, sizeof(*w) - offsetof(struct srv_wait, id));
+    if (n->stopping || n->broken) {
+        w->cb(w, K_ESTOPPED, NULL);
+        return;
+    }
+    if (n->queued_reads.count + n->reading.count + n->applying.count >= SRV_NODE_QUEUE_MAX) {
+        w->cb(w, K_ELIMIT, NULL);
+        return;
+    }
+    w->deadline_ms = uv_now(n->loop) + n->cfg.request_timeout_ms;
+    w->state = WAIT_QUEUED;
+    list_push(&n->queued_reads, w);
+}
+
+void srv_node_cancel(struct srv_node *n, struct srv_wait *w)
+{
+    if (w->state) wait_detach(n, w);
+}
+
+void srv_node_status(const struct srv_node *n, struct srv_node_status *out)
+{
+    out->id = n->cfg.id;
+    out->cluster_id = n->cfg.cluster_id;
+    out->leader = raft_leader(n->raft);
+    out->term = raft_term(n->raft);
+    out->commit_index = raft_commit_index(n->raft);
+    out->applied_index = n->applied;
+    out->etcd_index = kv_watch_hub_index(n->hub);
+    out->state = raft_state(n->raft);
+    out->leader_since_ms = n->leader_since_ms;
+}
+
+struct kv_store *srv_node_store(struct srv_node *n)
+{
+    return n->kv;
+}
+
+struct kv_watch_hub *srv_node_hub(struct srv_node *n)
+{
+    return n->hub;
+}
+
+/* ---- snapshots ----
+ * Two stages on the snapshot worker, so the big copy never blocks the WAL:
+ *  1. copy: sync the store (the WAL behind the snapshot may then go), copy it compacted into
+ *     a temporary file; the copy holds whatever applied index A its read transaction saw;
+ *  2. seal: once the loop has applied A too (so A's term and configuration are known here),
+ *     write the copy into a snapshot file with raft's metadata.
+ * Then the in-memory log is compacted and the WAL marks the snapshot and drops what it covers
+ * (on the disk worker, in order with the Ready jobs). */
+
+static int copy_file_into(struct raft_snap_writer *w, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -errno;
+    uint8_t *buf = k_xmalloc(1 << 20);
+    int rc = 0;
+    size_t got;
+    while (rc == 0 && (got = fread(buf, 1, 1 << 20, f)) > 0)
+        rc = raft_snap_write(w, buf, got);
+    if (rc == 0 && ferror(f)) rc = -EIO;
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+static void snap_copy_run(struct srv_job *job)
+{
+    struct snap_job *s = (struct snap_job *)job;
+    struct srv_node *n = s->node;
+    s->rc = kv_store_sync(n->kv);
+    if (s->rc < 0) return;
+    unlink(s->tmp_path);
+    uint64_t etcd_index;
+    s->rc = kv_store_snapshot(n->kv, s->tmp_path, &s->index, &etcd_index);
+}
+
+static void snap_seal_run(struct srv_job *job)
+{
+    struct snap_job *s = (struct snap_job *)job;
+    struct raft_snapshot_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.index = s->index;
+    meta.term = s->term;
+    meta.conf = s->conf;
+    struct raft_snap_writer *w;
+    s->rc = raft_snap_begin(s->snap_dir, &meta, &w);
+    if (s->rc == 0) {
+        s->rc = copy_file_into(w, s->tmp_path);
+        if (s->rc == 0) {
+            s->rc = raft_snap_finish(w, NULL, 0);
+        } else {
+            raft_snap_abort(w);
+        }
+    }
+    if (s->rc == 0) {
+        int purged = raft_snap_purge(s->snap_dir, s->node->cfg.max_snapshots);
+        if (purged < 0) s->rc = purged;
+    }
+    unlink(s->tmp_path);
+}
+
+static void snap_seal_done(struct srv_job *job);
+
+static void snap_failed(struct srv_node *n, struct snap_job *s, const char *stage)
+{
+    k_log_error("node", "snapshot %s failed: %s; will retry", stage, k_strerror(s->rc));
+    unlink(s->tmp_path);
+    n->snapshot_running = false;
+    n->snap.index = 0;
+}
+
+/* Stage 2 may start once the loop has applied what the copy holds. */
+static void maybe_seal(struct srv_node *n)
+{
+    struct snap_job *s = &n->snap;
+    if (!n->snapshot_running || s->job.run_cb != snap_copy_run || s->index == 0) return;
+    if (n->in_flight || n->applied < s->index) return;
+    const struct raft_storage *st = raft_storage_mem_storage(n->log);
+    if (st->term(st->data, s->index, &s->term) < 0) {
+        s->rc = K_ECOMPACTED;
+        snap_failed(n, s, "term lookup");
+        return;
+    }
+    s->conf = *conf_at(n, s->index);
+    s->job.run_cb = snap_seal_run;
+    s->job.done_cb = snap_seal_done;
+    srv_worker_submit(&n->snapper, &s->job);
+}
+
+static void snap_copy_done(struct srv_job *job)
+{
+    struct snap_job *s = (struct snap_job *)job;
+    if (s->rc < 0) {
+        snap_failed(s->node, s, "copy");
+        return;
+    }
+    maybe_seal(s->node);
+}
+
+static void wal_task_run(struct srv_job *job)
+{
+    struct wal_task_job *t = (struct wal_task_job *)job;
+    t->rc = raft_wal_mark_snapshot(t->node->wal, t->index, t->term);
+    if (t->rc == 0) {
+        int released = raft_wal_release(t->node->wal, t->index);
+        if (released < 0) t->rc = released;
+    }
+}
+
+static void wal_task_done(struct srv_job *job)
+{
+    struct wal_task_job *t = (struct wal_task_job *)job;
+    if (t->rc < 0) fail_broken(t->node, "WAL snapshot marker", t->rc);
+    t->node->snapshot_running = false;
+    t->node->snap.index = 0;
+}
+
+static void snap_seal_done(struct srv_job *job)
+{
+    struct snap_job *s = (struct snap_job *)job;
+    struct srv_node *n = s->node;
+    if (s->rc < 0) {
+        snap_failed(n, s, "write");
+        return;
+    }
+    n->snapshot_index = s->index;
+    if (n->cfg.metrics) n->cfg.metrics->snapshots_saved++;
+    k_log_info("node", "saved snapshot at index %" PRIu64 " (term %" PRIu64 ")", s->index, s->term);
+    int rc = raft_storage_mem_create_snapshot(n->log, s->index, &s->conf);
+    if (rc == 0 && s->index > SRV_NODE_CATCHUP_ENTRIES) {
+        uint64_t compact = s->index - SRV_NODE_CATCHUP_ENTRIES;
+        if (compact >= raft_storage_mem_first_index(n->log)) {
+            rc = raft_storage_mem_compact(n->log, compact);
+            k_assert(rc == 0 || rc == K_ECOMPACTED);
+        }
+    }
+    n->wal_task.job.run_cb = wal_task_run;
+    n->wal_task.job.done_cb = wal_task_done;
+    n->wal_task.node = n;
+    n->wal_task.index = s->index;
+    n->wal_task.term = s->term;
+    srv_worker_submit(&n->disk, &n->wal_task.job);
+}
+
+static void maybe_snapshot(struct srv_node *n)
+{
+    if (n->snapshot_running) {
+        maybe_seal(n);
+        return;
+    }
+    if (n->stopping || n->applied < n->snapshot_index + n->cfg.snapshot_count) return;
+    struct snap_job *s = &n->snap;
+    memset(s, 0, sizeof(*s));
+    s->node = n;
+    snprintf(s->tmp_path, sizeof(s->tmp_path), "%s/kv-copy.tmp", n->cfg.snap_dir);
+    snprintf(s->snap_dir, sizeof(s->snap_dir), "%s", n->cfg.snap_dir);
+    s->job.run_cb = snap_copy_run;
+    s->job.done_cb = snap_copy_done;
+    n->snapshot_running = true;
+    srv_worker_submit(&n->snapper, &s->job);
+}
+
+/* ---- start and stop ---- */
+
+static int start_fail(char *err, size_t err_len, int rc, const char *what, const char *detail)
+{
+    snprintf(err, err_len, "%s: %s", what, detail);
+    return rc;
+}
+
+/* A new cluster: the initial configuration is raft's snapshot at index 1. It is written as a
+ * real snapshot file (with the empty store), then marked in the WAL, so a restart finds the
+ * configuration exactly as a later snapshot would give it. */
+static int bootstrap(struct srv_node *n, char *err, size_t err_len)
+{
+    struct raft_conf_state cs;
+    memset(&cs, 0, sizeof(cs));
+    for (size_t i = 0; i < n->cfg.voters_n && i < RAFT_NODES_MAX; i++) {
+        cs.voters[cs.voters_n++] = n->cfg.voters[i];
+    }
+    int rc = raft_storage_mem_bootstrap(n->log, &cs);
+    if (rc < 0) return start_fail(err, err_len, rc, "cannot bootstrap raft", k_strerror(rc));
+    struct raft_snapshot_meta meta;
+    raft_storage_mem_snapshot_meta(n->log, &meta);
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s/kv-copy.tmp", n->cfg.snap_dir);
+    unlink(tmp);
+    uint64_t applied;
+    uint64_t etcd_index;
+    rc = kv_store_snapshot(n->kv, tmp, &applied, &etcd_index);
+    struct raft_snap_writer *w = NULL;
+    if (rc == 0) rc = raft_snap_begin(n->cfg.snap_dir, &meta, &w);
+    if (rc == 0) rc = copy_file_into(w, tmp);
+    if (rc == 0) {
+        rc = raft_snap_finish(w, NULL, 0);
+    } else if (w) {
+        raft_snap_abort(w);
+    }
+    unlink(tmp);
+    if (rc < 0) {
+        return start_fail(err, err_len, rc, "cannot write the initial snapshot", k_strerror(rc));
+    }
+    struct raft_hard_state hs;
+    raft_storage_mem_hard_state(n->log, &hs);
+    rc = raft_wal_write(n->wal, NULL, 0, &hs);
+    if (rc == 0) rc = raft_wal_mark_snapshot(n->wal, meta.index, meta.term);
+    if (rc < 0) return start_fail(err, err_len, rc, "cannot write the WAL", k_strerror(rc));
+    n->snapshot_index = meta.index;
+    conf_record(n, meta.index, &meta.conf);
+    return 0;
+}
+
+/* Brings the store up to (at least) the snapshot: a store behind it (new, or lost with a
+ * disk) is replaced by the snapshot's copy. */
+static int restore_store(struct srv_node *n, const struct raft_snap_info *snap, uint64_t *applied,
+                         char *err, size_t err_len)
+{
+    char tmp[4300];
+    snprintf(tmp, sizeof(tmp), "%s.restore", n->cfg.kv_dir);
+    int rc = raft_snap_extract(snap, tmp);
+    if (rc < 0) return start_fail(err, err_len, rc, "cannot extract snapshot", snap->path);
+    kv_store_close(n->kv);
+    n->kv = NULL;
+    struct kv_store_config kc = { .dir = n->cfg.kv_dir };
+    rc = kv_store_restore(&kc, tmp, &n->kv);
+    unlink(tmp);
+    if (rc < 0) return start_fail(err, err_len, rc, "cannot restore the store from", snap->path);
+    uint64_t etcd_index;
+    rc = kv_store_indexes(n->kv, applied, &etcd_index);
+    if (rc < 0) return start_fail(err, err_len, rc, "cannot read the store", n->cfg.kv_dir);
+    k_log_info("node", "restored the store from snapshot %s (index %" PRIu64 ")", snap->path,
+               *applied);
+    return 0;
+}
+
+/* Loads snapshot, store and WAL into the in-memory log. */
+static int recover(struct srv_node *n, char *err, size_t err_len)
+{
+    struct raft_snap_info snap;
+    int rc = raft_snap_load_newest(n->cfg.snap_dir, &snap, err, err_len);
+    bool have_snap = rc == 0;
+    if (rc < 0 && rc != K_ENOTFOUND) return rc;
+    struct kv_store_config kc = { .dir = n->cfg.kv_dir };
+    rc = kv_store_open(&kc, &n->kv);
+    if (rc < 0) return start_fail(err, err_len, rc, "cannot open the store", n->cfg.kv_dir);
+    uint64_t applied;
+    uint64_t etcd_index;
+    rc = kv_store_indexes(n->kv, &applied, &etcd_index);
+    if (rc < 0) return start_fail(err, err_len, rc, "cannot read the store", n->cfg.kv_dir);
+    if (have_snap && applied < snap.meta.index) {
+        rc = restore_store(n, &snap, &applied, err, err_len);
+        if (rc < 0) return rc;
+    }
+    struct raft_wal_options wo = { 0 };
+    struct raft_wal_recovery rec;
+    rc = raft_wal_open(n->cfg.wal_dir, &wo, have_snap ? snap.meta.index : 0, &n->wal, &rec, err,
+                       err_len);
+    if (rc < 0) return rc;
+    if (!have_snap) {
+        bool empty = rec.entries_n == 0 && rec.hard_state.term == 0;
+        raft_wal_recovery_free(&rec);
+        if (!empty) {
+            return start_fail(err, err_len, K_ECORRUPT,
+                              "the WAL has entries but there is no "
+                              "snapshot file in",
+                              n->cfg.snap_dir);
+        }
+        rc = bootstrap(n, err, err_len);
+        n->applied = applied;
+        return rc;
+    }
+    rc = raft_storage_mem_apply_snapshot(n->log, &snap.meta);
+    k_assert(rc == 0);
+    n->snapshot_index = snap.meta.index;
+    conf_record(n, snap.meta.index, &snap.meta.conf);
+    if (rec.entries_n > 0) rc = raft_storage_mem_append(n->log, rec.entries, rec.entries_n);
+    if (rc == 0 && rec.hard_state.term > 0)
+        raft_storage_mem_set_hard_state(n->log, &rec.hard_state);
+    if (rec.torn_bytes) {
+        k_log_warn("node", "cut a torn WAL tail of %" PRIu64 " bytes (a crash mid-write)",
+                   rec.torn_bytes);
+    }
+    k_log_info("node", "recovered snapshot %" PRIu64 ", %zu WAL entries, store at %" PRIu64,
+               snap.meta.index, rec.entries_n, applied);
+    raft_wal_recovery_free(&rec);
+    if (rc < 0) return start_fail(err, err_len, rc, "the WAL does not follow the snapshot", "");
+    n->applied = applied;
+    return 0;
+}
+
+static int start_raft(struct srv_node *n, char *err, size_t err_len)
+{
+    struct raft_config rc_cfg;
+    raft_config_default(&rc_cfg, n->cfg.id);
+    rc_cfg.election_ticks = n->cfg.election_ms / n->cfg.heartbeat_ms;
+    rc_cfg.heartbeat_ticks = 1;
+    rc_cfg.prng = &n->prng;
+    rc_cfg.storage = raft_storage_mem_storage(n->log);
+    /* Re-deliver everything after the snapshot: kv skips what it already holds, and conf
+     * changes must reach the core even when the store is ahead of them. */
+    rc_cfg.applied = n->snapshot_index;
+    int rc = raft_new(&rc_cfg, &n->raft);
+    if (rc < 0) return start_fail(err, err_len, rc, "cannot start raft", k_strerror(rc));
+    const struct raft_conf_state *cs = raft_conf(n->raft);
+    if (cs->voters_n == 1 && cs->voters[0] == n->cfg.id) raft_campaign(n->raft);
+    return 0;
+}
+
+static int start_loop_side(struct srv_node *n)
+{
+    int rc = srv_worker_start(&n->disk, n->loop, "ketch-disk");
+    if (rc == 0) rc = srv_worker_start(&n->snapper, n->loop, "ketch-snap");
+    if (rc < 0) return rc;
+    uv_timer_init(n->loop, &n->tick_timer);
+    uv_timer_init(n->loop, &n->sync_timer);
+    uv_timer_init(n->loop, &n->sweep_timer);
+    uv_check_init(n->loop, &n->check);
+    n->tick_timer.data = n->sync_timer.data = n->sweep_timer.data = n->check.data = n;
+    uv_timer_start(&n->tick_timer, on_tick, n->cfg.heartbeat_ms, n->cfg.heartbeat_ms);
+    uv_timer_start(&n->sync_timer, on_sync, SRV_NODE_SYNC_INTERVAL_MS, SRV_NODE_SYNC_INTERVAL_MS);
+    uv_timer_start(&n->sweep_timer, on_sweep, SRV_NODE_SWEEP_INTERVAL_MS,
+                   SRV_NODE_SWEEP_INTERVAL_MS);
+    uv_check_start(&n->check, on_check);
+    n->closing_handles = 4;
+    return 0;
+}
+
+static void node_free(struct srv_node *n)
+{
+    raft_free(n->raft);
+    raft_storage_mem_free(n->log);
+    kv_watch_hub_free(n->hub);
+    if (n->kv) kv_store_close(n->kv);
+    k_u64map_deinit(&n->proposed);
+    free(n->job.apply);
+    free(n);
+}
+
+int srv_node_start(uv_loop_t *loop, const struct srv_node_config *cfg, struct srv_node **out,
+                   char *err, size_t err_len)
+{
+    k_assert(cfg->heartbeat_ms > 0 && cfg->election_ms >= cfg->heartbeat_ms);
+    *out = NULL;
+    err[0] = '\0';
+    struct srv_node *n = k_xcalloc(1, sizeof(*n));
+    n->loop = loop;
+    n->cfg = *cfg;
+    n->cfg.wal_dir = k_xstrdup(cfg->wal_dir);
+    n->cfg.snap_dir = k_xstrdup(cfg->snap_dir);
+    n->cfg.kv_dir = k_xstrdup(cfg->kv_dir);
+    k_u64map_init(&n->proposed);
+    /* Election jitter only needs to differ between members and runs. */
+    k_prng_init(&n->prng, cfg->id ^ (uint64_t)wall_ns());
+    /* Request ids as etcd's idutil makes them: member bits, start time, counter, so ids of
+     * different members and runs do not meet. Bit 63 stays clear (read contexts use it). */
+    n->next_id = ((cfg->id & 0x7fff) << 48) | (((uint64_t)wall_ns() / 1000000 & 0xffffffffff) << 8);
+    n->log = raft_storage_mem_new();
+    int rc = k_mkdir_p(n->cfg.snap_dir, 0700);
+    if (rc < 0) {
+        start_fail(err, err_len, rc, "cannot create", n->cfg.snap_dir);
+        goto fail;
+    }
+    rc = recover(n, err, err_len);
+    if (rc < 0) goto fail;
+    uint64_t kv_applied;
+    uint64_t etcd_index;
+    rc = kv_store_indexes(n->kv, &kv_applied, &etcd_index);
+    if (rc < 0) {
+        start_fail(err, err_len, rc, "cannot read the store", n->cfg.kv_dir);
+        goto fail;
+    }
+    n->hub = kv_watch_hub_new(etcd_index, 0);
+    rc = start_raft(n, err, err_len);
+    if (rc < 0) goto fail;
+    rc = start_loop_side(n);
+    if (rc < 0) {
+        start_fail(err, err_len, rc, "cannot start the worker threads", k_strerror(rc));
+        goto fail;
+    }
+    track_soft_state(n);
+    *out = n;
+    return 0;
+fail:
+    if (n->wal) (void)raft_wal_close(n->wal);
+    free((char *)n->cfg.wal_dir);
+    free((char *)n->cfg.snap_dir);
+    free((char *)n->cfg.kv_dir);
+    node_free(n);
+    return rc;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct srv_node *n = h->data;
+    k_assert(n->closing_handles > 0);
+    if (--n->closing_handles > 0) return;
+    free((char *)n->cfg.wal_dir);
+    free((char *)n->cfg.snap_dir);
+    free((char *)n->cfg.kv_dir);
+    node_free(n);
+}
+
+int srv_node_stop(struct srv_node *n)
+{
+    n->stopping = true;
+    uv_timer_stop(&n->tick_timer);
+    uv_timer_stop(&n->sync_timer);
+    uv_timer_stop(&n->sweep_timer);
+    uv_check_stop(&n->check);
+    fail_list(n, &n->queued_writes, K_ESTOPPED);
+    fail_list(n, &n->queued_reads, K_ESTOPPED);
+    fail_list(n, &n->reading, K_ESTOPPED);
+    fail_list(n, &n->applying, K_ESTOPPED);
+    /* Let the Ready in flight and any snapshot finish: their writes may already be durable,
+     * and the clients waiting on them are answered if they apply. */
+    srv_worker_stop(&n->snapper);
+    srv_worker_stop(&n->disk);
+    for (size_t i = 0; i < n->proposed.cap; i++) {
+        if (n->proposed.slots[i].key) {
+            wait_finish(n, n->proposed.slots[i].value, K_ESTOPPED, NULL);
+            i--;
+        }
+    }
+    int rc = raft_wal_close(n->wal);
+    n->wal = NULL;
+    int rc2 = kv_store_sync(n->kv);
+    if (rc == 0) rc = rc2;
+    uv_close((uv_handle_t *)&n->tick_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&n->sync_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&n->sweep_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&n->check, on_handle_closed);
+    return rc;
+}

@@ -1,0 +1,128 @@
+/* The node driver: runs one member's raft core on the libuv loop and connects it to the
+ * disk and the store (DESIGN.md, "The write path"). It turns wall time into raft ticks,
+ * collects every proposal of a loop turn into one Ready, hands the Ready's WAL write and
+ * fdatasync plus the LMDB apply of committed entries to the disk worker thread, and when
+ * that returns wakes the requests waiting on those entries, feeds the watch hub, and
+ * advances raft. It also serves ReadIndex reads (quorum=true), proposes the leader's clock
+ * for TTL expiry, and takes snapshots every snapshot_count applied entries.
+ *
+ * Ordering that keeps acknowledged writes safe:
+ *  - committed entries are applied only after the WAL holding them is durable, in the same
+ *    worker job, so kv never runs ahead of the WAL (kv/store.h "Durability");
+ *  - a client is answered only from the apply result of its own entry;
+ *  - WAL segments are released only behind a snapshot whose kv state was synced first.
+ * A leader sends its messages before its own fsync (Raft thesis §10.2.1); a follower only
+ * after.
+ *
+ * Threading: every function here is for the loop thread. The WAL and the kv store's write
+ * side belong to the disk worker while a job runs; kv reads (kv_get) may run on the loop at
+ * any time (LMDB readers do not block the writer). */
+#ifndef KETCH_SERVER_NODE_H
+#define KETCH_SERVER_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/assert.h"
+#include "kv/apply.h"
+#include "kv/store.h"
+#include "kv/watch.h"
+#include "proto/kv.pb-c.h"
+#include "raft/raft.h"
+#include "server/metrics.h"
+
+enum {
+    SRV_NODE_SYNC_INTERVAL_MS = 500, /* leader's clock proposals for TTL expiry (etcd: 500) */
+    SRV_NODE_SWEEP_INTERVAL_MS = 100,
+    SRV_NODE_QUEUE_MAX = 100000,     /* proposals and reads waiting at once; more get K_ELIMIT */
+    SRV_NODE_CATCHUP_ENTRIES = 5000, /* entries kept in memory behind a snapshot (etcd's) */
+};
+
+struct srv_node_config {
+    uint64_t id; /* this member */
+    uint64_t cluster_id;
+    const uint64_t *voters; /* the initial cluster, for a first start */
+    size_t voters_n;
+    uint32_t heartbeat_ms;
+    uint32_t election_ms;        /* >= 5 * heartbeat_ms */
+    uint64_t snapshot_count;     /* applied entries between snapshots */
+    uint32_t max_snapshots;      /* snapshot files kept */
+    uint64_t request_timeout_ms; /* a proposal or read not done by then fails (etcd: 5 s +
+                                  * 2 election timeouts) */
+    const char *wal_dir;         /* borrowed during srv_node_start only */
+    const char *snap_dir;
+    const char *kv_dir;
+    struct srv_metrics *metrics; /* borrowed for the node's life */
+};
+
+/* A client request waiting on the node: embed it, set cb and data, and pass it to
+ * srv_node_propose or srv_node_read. The node owns it from then until cb runs (exactly
+ * once) or srv_node_cancel is called; after either, the caller may free it. */
+struct srv_wait;
+/* rc 0: done (for a write, *res is its entry's result, valid only during the call; for a
+ * read, res is NULL and the store has applied everything the read must see). Otherwise
+ * K_ETIMEDOUT-like failures: K_EUNAVAILABLE (timed out: no leader or no quorum),
+ * K_ESTOPPED (the member is stopping), K_ELIMIT (too many waiting). */
+typedef void (*srv_wait_cb)(struct srv_wait *w, int rc, const struct kv_result *res);
+struct srv_wait {
+    srv_wait_cb cb;
+    void *data;
+    /* Owned by the node while pending. */
+    uint64_t id;          /* request id of a write; read batch context of a read */
+    uint64_t read_index;  /* a read: the index to apply before answering, 0 until known */
+    uint64_t deadline_ms; /* loop time at which it fails */
+    uint8_t *proposal;    /* a write not yet handed to raft: its encoded KvRequest */
+    size_t proposal_len;
+    int state;
+    struct srv_wait *prev; /* in the node's list of its state */
+    struct srv_wait *next;
+};
+
+/* What /v2/stats/self, headers and metrics need. */
+struct srv_node_status {
+    uint64_t id;
+    uint64_t cluster_id;
+    uint64_t leader; /* 0 when unknown */
+    uint64_t term;
+    uint64_t commit_index; /* X-Raft-Index */
+    uint64_t applied_index;
+    uint64_t etcd_index; /* the store index the watch hub has seen */
+    enum raft_state state;
+    uint64_t leader_since_ms; /* loop time the current leader was first seen */
+};
+
+struct srv_node;
+
+/* Opens the member's state (snapshot, WAL, kv store; bootstrapping a new cluster from
+ * cfg->voters when the WAL is new), replays what the WAL holds, and starts ticking on loop.
+ * Returns 0 and *out, or an error with one line in err (corrupt WAL or snapshot with file and
+ * offset, unreadable store). */
+K_MUST_USE int srv_node_start(uv_loop_t *loop, const struct srv_node_config *cfg,
+                              struct srv_node **out, char *err, size_t err_len);
+
+/* Proposes req (its id is assigned here) and calls w->cb when its entry is applied or it
+ * fails. The request is encoded at once; req is borrowed for the call. */
+void srv_node_propose(struct srv_node *n, Kvpb__KvRequest *req, struct srv_wait *w);
+
+/* Waits until a linearizable read may be served from the local store (ReadIndex, then the
+ * apply of everything up to it), then calls w->cb with rc 0. */
+void srv_node_read(struct srv_node *n, struct srv_wait *w);
+
+/* Withdraws w (its client is gone); its cb will not run. A write already handed to raft
+ * still commits and applies; only the answer is dropped. */
+void srv_node_cancel(struct srv_node *n, struct srv_wait *w);
+
+void srv_node_status(const struct srv_node *n, struct srv_node_status *out);
+
+/* The store and the watch hub, for reads and watches on the loop thread. */
+struct kv_store *srv_node_store(struct srv_node *n);
+struct kv_watch_hub *srv_node_hub(struct srv_node *n);
+
+/* Fails every waiting request with K_ESTOPPED, finishes the Ready in flight, syncs the
+ * WAL and the store, and frees the node once its handles closed (run the loop until it
+ * returns). Returns 0 or the first error met while syncing. n is invalid afterwards. */
+int srv_node_stop(struct srv_node *n);
+
+#endif

@@ -117,9 +117,9 @@ static int meta_decode(const uint8_t *buf, size_t len, struct raft_snapshot_meta
         if (cs->n_voters > RAFT_NODES_MAX || cs->n_learners > RAFT_NODES_MAX) {
             rc = K_ECORRUPT;
         } else {
-            memcpy(meta->conf.voters, cs->voters, cs->n_voters * sizeof(uint64_t));
+            for (size_t i = 0; i < cs->n_voters; i++) meta->conf.voters[i] = cs->voters[i];
             meta->conf.voters_n = cs->n_voters;
-            memcpy(meta->conf.learners, cs->learners, cs->n_learners * sizeof(uint64_t));
+            for (size_t i = 0; i < cs->n_learners; i++) meta->conf.learners[i] = cs->learners[i];
             meta->conf.learners_n = cs->n_learners;
         }
     }

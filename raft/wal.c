@@ -271,14 +271,13 @@ static bool all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
-/* After the scan stopped at off: is there a valid record that proves the data at off had
- * been synced? (See "Crash recovery" in wal.h.) last_batch is the batch of the last valid
- * record before off, 0 if none. */
-static bool synced_data_follows(const uint8_t *data, uint64_t size, uint64_t off,
+/* After the scan stopped at off: is there a valid record before end (the last non-zero
+ * byte) that proves the data at off had been synced? (See "Crash recovery" in wal.h.)
+ * last_batch is the batch of the last valid record before off, 0 if none. */
+static bool synced_data_follows(const uint8_t *data, uint64_t size, uint64_t off, uint64_t end,
                                 uint32_t last_batch)
 {
-    for (uint64_t p = off + 8; p + RAFT_WAL_HEAD_BYTES <= size; p += 8) {
-        if (all_zero(data + p, RAFT_WAL_HEAD_BYTES)) continue;
+    for (uint64_t p = off + 8; p + RAFT_WAL_HEAD_BYTES <= end; p += 8) {
         struct wal_record r;
         if (!record_at(data, size, p, &r)) continue;
         if (r.batch > last_batch + 1) return true;
@@ -287,10 +286,16 @@ static bool synced_data_follows(const uint8_t *data, uint64_t size, uint64_t off
     return false;
 }
 
-/* Returns the offset just past the last non-zero byte at or after off. */
+/* Returns the offset just past the last non-zero byte at or after off. Segments are
+ * preallocated with zeros, so this skips the unused space a block at a time. */
 static uint64_t data_end(const uint8_t *data, uint64_t size, uint64_t off)
 {
+    static const uint8_t zero_block[4096];
     uint64_t end = size;
+    while (end - off >= sizeof(zero_block) &&
+           memcmp(data + end - sizeof(zero_block), zero_block, sizeof(zero_block)) == 0) {
+        end -= sizeof(zero_block);
+    }
     while (end > off && data[end - 1] == 0)
         end--;
     return end;
@@ -457,13 +462,14 @@ static int read_segment(struct wal_reader *rd, const char *path, bool is_last, b
     }
     bool clean_end = off >= size || (size - off >= RAFT_WAL_HEAD_BYTES &&
                                      all_zero(data + off, RAFT_WAL_HEAD_BYTES));
+    uint64_t end = data_end(data, size, off);
     if (!is_last) {
-        if (!clean_end || off == 0 || synced_data_follows(data, size, off, 0)) {
+        if (!clean_end || off == 0 || synced_data_follows(data, size, off, end, 0)) {
             rc = corrupt(rd, off, off == 0 ? "no segment header" : "record fails its checksum");
         }
         goto out;
     }
-    if (synced_data_follows(data, size, off, last_batch)) {
+    if (synced_data_follows(data, size, off, end, last_batch)) {
         rc = corrupt(rd, off, "record fails its checksum and synced records follow it");
         goto out;
     }
@@ -471,7 +477,6 @@ static int read_segment(struct wal_reader *rd, const char *path, bool is_last, b
         *drop = true; /* a segment whose creation was torn: nothing in it was acknowledged */
         goto out;
     }
-    uint64_t end = data_end(data, size, off);
     if (end > off) {
         rd->rec->torn_bytes = end - off;
         rc = zero_range(fd, off, end);

@@ -38,7 +38,9 @@ struct raft_wal {
     uint64_t offset;     /* where the next record goes in it */
     uint32_t batch;      /* number of the last batch written to it */
     uint64_t last_index; /* index of the last entry in the log, 0 if none */
-    struct raft_hard_state hard_state;
+    struct raft_hard_state hard_state; /* last written */
+    struct raft_hard_state pending_hs; /* newer, differs only in commit; not yet written */
+    bool has_pending_hs;
     uint64_t snapshot_index;
     uint64_t snapshot_term;
     int broken;   /* sticky error after a failed write or sync, 0 if healthy */
@@ -641,11 +643,18 @@ static size_t batch_bytes_bound(const struct raft_entry *entries, size_t entries
     return bytes;
 }
 
-int raft_wal_write(struct raft_wal *w, const struct raft_entry *entries, size_t entries_n,
-                   const struct raft_hard_state *hs)
+/* A hard state that differs from the last written one only in its commit index need not be
+ * durable at once (etcd's MustSync): a commit index lost in a crash is learned again from
+ * the leader, and applied entries were committed by a quorum whatever this file says. */
+static bool only_commit_changed(const struct raft_wal *w, const struct raft_hard_state *hs)
 {
-    if (w->broken) return w->broken;
-    if (entries_n == 0 && !hs) return 0;
+    return hs->term == w->hard_state.term && hs->vote == w->hard_state.vote;
+}
+
+/* Writes and syncs one batch of entries and/or a hard state. */
+static int write_batch(struct raft_wal *w, const struct raft_entry *entries, size_t entries_n,
+                       const struct raft_hard_state *hs)
+{
     k_assert(w->buf_len == 0);
     uint64_t next = entries_n ? entries[0].index : w->last_index + 1;
     int rc = maybe_roll(w, batch_bytes_bound(entries, entries_n, hs != NULL), next);
@@ -663,8 +672,23 @@ int raft_wal_write(struct raft_wal *w, const struct raft_entry *entries, size_t 
     if (rc < 0) return rc;
     if (entries_n) w->last_index = entries[entries_n - 1].index;
     if (hs) w->hard_state = *hs;
+    w->has_pending_hs = false;
     w->stats.last_index = w->last_index;
     return 0;
+}
+
+int raft_wal_write(struct raft_wal *w, const struct raft_entry *entries, size_t entries_n,
+                   const struct raft_hard_state *hs)
+{
+    if (w->broken) return w->broken;
+    if (entries_n == 0 && !hs) return 0;
+    if (entries_n == 0 && only_commit_changed(w, hs)) {
+        w->pending_hs = *hs;
+        w->has_pending_hs = true;
+        return 0;
+    }
+    if (!hs && w->has_pending_hs) hs = &w->pending_hs;
+    return write_batch(w, entries, entries_n, hs);
 }
 
 int raft_wal_mark_snapshot(struct raft_wal *w, uint64_t index, uint64_t term)
@@ -705,6 +729,10 @@ int raft_wal_close(struct raft_wal *w)
 {
     if (!w) return 0;
     int rc = 0;
+    if (w->has_pending_hs && !w->broken) {
+        struct raft_hard_state hs = w->pending_hs; /* a clean stop keeps its commit index */
+        rc = write_batch(w, NULL, 0, &hs);
+    }
     if (w->fd >= 0) {
         if (!w->broken && fdatasync(w->fd) < 0) rc = -errno;
         close(w->fd);

@@ -87,7 +87,10 @@ void raft_wal_recovery_free(struct raft_wal_recovery *rec);
 
 /* Appends one batch and makes it durable with one fdatasync: the entries (in index order;
  * an entry at an index already in the log replaces it and everything after it, as raft
- * truncates a conflicting suffix) and, if hs is not NULL, the hard state. Entry data is
+ * truncates a conflicting suffix) and, if hs is not NULL, the hard state. A batch of only a
+ * hard state that changes nothing but the commit index is kept in memory and goes out with
+ * the next batch, or at close (a lost commit index is learned again; etcd's MustSync). Entry
+ * data is
  * borrowed for the call. Returns 0 or a negative errno; after a failed write or fdatasync
  * the WAL is broken for good (every later call fails with -EIO: a retried fsync can
  * falsely succeed), and the member must stop. */

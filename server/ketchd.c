@@ -228,7 +228,7 @@ static int run(struct ketchd *k, char *err, size_t err_len)
     if (!k->dir.has_identity) {
         rc = srv_data_dir_save_identity(&k->dir, &id);
         if (rc < 0) {
-            snprintf(err, err_len, "cannot write the member identity in %s: %s", k->dir.root,
+            snprintf(err, err_len, "cannot write the member identity in %.512s: %s", k->dir.root,
                      k_strerror(rc));
             return rc;
         }

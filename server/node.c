@@ -35,11 +35,18 @@ struct wait_list {
     size_t count;
 };
 
-/* One Ready's disk work: owned by the disk worker from submit until disk_done runs. */
-struct disk_job {
-    struct srv_job job;
-    struct srv_node *node;
+/* One Ready in flight. Its WAL write runs on the disk worker and the apply of its committed
+ * entries on the apply worker: in parallel when every committed entry is already in the WAL
+ * (always so on a leader), else the apply starts once the WAL write is done, so the store
+ * never holds an entry the WAL has not made durable. The Ready is advanced when both are
+ * done. Each job belongs to its worker from submit until its done callback. */
+struct ready_flight {
     struct raft_ready rd;
+    struct srv_node *node;
+    struct srv_job wal_job;
+    struct srv_job apply_job;
+    unsigned pending;       /* jobs not yet done */
+    bool apply_after_wal;   /* committed entries not yet durable here: apply after the write */
     struct kv_entry *apply; /* committed entries as kv sees them */
     size_t apply_n;
     size_t apply_cap;
@@ -84,13 +91,15 @@ struct srv_node {
     struct raft_wal *wal;
     struct kv_store *kv;
     struct kv_watch_hub *hub;
-    struct srv_worker disk;
+    struct srv_worker disk;    /* WAL writes: the only thread that touches the WAL */
+    struct srv_worker applier; /* kv applies: the only thread that writes the store */
     struct srv_worker snapper;
     uv_timer_t tick_timer;
     uv_timer_t sync_timer;
     uv_timer_t sweep_timer;
     uv_check_t check;
-    struct disk_job job; /* the one Ready in flight */
+    struct ready_flight flight; /* the one Ready in flight */
+    uint64_t durable_index;     /* last entry index the WAL has made durable */
     bool in_flight;
     bool stopping;
     bool broken; /* a WAL or kv write failed: sticky, the member must stop */
@@ -229,23 +238,25 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Worker thread: make the Ready durable, then apply what it commits. */
-static void disk_run(struct srv_job *job)
+/* Disk worker: make the Ready's entries and hard state durable. */
+static void wal_run(struct srv_job *job)
 {
-    struct disk_job *j = (struct disk_job *)job;
-    struct srv_node *n = j->node;
-    j->wal_rc = 0;
-    j->kv_rc = 0;
-    j->wal_ns = 0;
-    if (j->rd.entries_n > 0 || j->rd.hard_state_changed) {
-        uint64_t start = mono_ns();
-        j->wal_rc = raft_wal_write(n->wal, j->rd.entries, j->rd.entries_n,
-                                   j->rd.hard_state_changed ? &j->rd.hard_state : NULL);
-        j->wal_ns = mono_ns() - start;
-        if (j->wal_rc < 0) return;
-    }
-    memset(&j->batch, 0, sizeof(j->batch));
-    if (j->apply_n > 0) j->kv_rc = kv_apply_batch(n->kv, j->apply, j->apply_n, &j->batch);
+    struct ready_flight *f =
+            (struct ready_flight *)((char *)job - offsetof(struct ready_flight, wal_job));
+    struct srv_node *n = f->node;
+    uint64_t start = mono_ns();
+    f->wal_rc = raft_wal_write(n->wal, f->rd.entries, f->rd.entries_n,
+                               f->rd.hard_state_changed ? &f->rd.hard_state : NULL);
+    f->wal_ns = mono_ns() - start;
+}
+
+/* Apply worker: apply committed entries to the store in one transaction. */
+static void apply_run(struct srv_job *job)
+{
+    struct ready_flight *f =
+            (struct ready_flight *)((char *)job - offsetof(struct ready_flight, apply_job));
+    memset(&f->batch, 0, sizeof(f->batch));
+    f->kv_rc = kv_apply_batch(f->node->kv, f->apply, f->apply_n, &f->batch);
 }
 
 static void send_messages(struct srv_node *n, const struct raft_ready *rd)
@@ -357,46 +368,69 @@ static void fail_broken(struct srv_node *n, const char *what, int rc)
     _exit(1);
 }
 
-/* Loop thread, after disk_run: the Ready is durable and its committed entries applied. */
-static void disk_done(struct srv_job *job)
+static void flight_finish(struct srv_node *n);
+
+/* Loop thread: the Ready's WAL write is durable. */
+static void wal_done(struct srv_job *job)
 {
-    struct disk_job *j = (struct disk_job *)job;
-    struct srv_node *n = j->node;
-    struct raft_ready *rd = &j->rd;
-    if (j->wal_rc < 0) fail_broken(n, "WAL write", j->wal_rc);
-    if (j->kv_rc < 0) fail_broken(n, "store apply", j->kv_rc);
-    struct srv_metrics *m = n->cfg.metrics;
-    if (m && j->wal_ns) {
-        srv_histogram_observe(&m->wal_fsync, (double)j->wal_ns / 1e9);
-        m->wal_write_bytes += 0;
+    struct ready_flight *f =
+            (struct ready_flight *)((char *)job - offsetof(struct ready_flight, wal_job));
+    struct srv_node *n = f->node;
+    struct raft_ready *rd = &f->rd;
+    if (f->wal_rc < 0) fail_broken(n, "WAL write", f->wal_rc);
+    if (n->cfg.metrics && rd->entries_n) {
+        srv_histogram_observe(&n->cfg.metrics->wal_fsync, (double)f->wal_ns / 1e9);
     }
-    if (m && j->apply_n) srv_histogram_observe(&m->backend_commit, (double)job->run_ns / 1e9);
     if (raft_state(n->raft) != RAFT_STATE_LEADER) send_messages(n, rd);
     if (rd->entries_n > 0) {
         int rc = raft_storage_mem_append(n->log, rd->entries, rd->entries_n);
         k_assert(rc == 0);
+        n->durable_index = rd->entries[rd->entries_n - 1].index;
     }
     if (rd->hard_state_changed) raft_storage_mem_set_hard_state(n->log, &rd->hard_state);
-    apply_conf_changes(n, rd);
-    if (j->apply_n > 0) {
-        n->applied = j->batch.applied_index > n->applied ? j->batch.applied_index : n->applied;
-        if (rd->committed_n) {
-            uint64_t last = rd->committed[rd->committed_n - 1].index;
-            if (last > n->applied) n->applied = last;
-        }
-        kv_watch_hub_publish(n->hub, j->batch.events, j->batch.event_count);
-        answer_writes(n, &j->batch);
-        if (m) {
-            m->proposals_applied = n->applied;
-            m->store_expires += 0;
-        }
-        kv_batch_free(&j->batch);
+    if (f->apply_after_wal) {
+        f->apply_after_wal = false;
+        srv_worker_submit(&n->applier, &f->apply_job);
     }
+    k_assert(f->pending > 0);
+    if (--f->pending == 0) flight_finish(n);
+}
+
+/* Loop thread: the committed entries are applied; answer their clients now. */
+static void apply_done(struct srv_job *job)
+{
+    struct ready_flight *f =
+            (struct ready_flight *)((char *)job - offsetof(struct ready_flight, apply_job));
+    struct srv_node *n = f->node;
+    if (f->kv_rc < 0) fail_broken(n, "store apply", f->kv_rc);
+    struct srv_metrics *m = n->cfg.metrics;
+    if (m) srv_histogram_observe(&m->backend_commit, (double)job->run_ns / 1e9);
+    const struct raft_ready *rd = &f->rd;
+    if (f->batch.applied_index > n->applied) n->applied = f->batch.applied_index;
+    if (rd->committed_n && rd->committed[rd->committed_n - 1].index > n->applied) {
+        n->applied = rd->committed[rd->committed_n - 1].index;
+    }
+    kv_watch_hub_publish(n->hub, f->batch.events, f->batch.event_count);
+    answer_writes(n, &f->batch);
+    kv_batch_free(&f->batch);
+    if (m) m->proposals_applied = n->applied;
+    finish_reads(n);
+    k_assert(f->pending > 0);
+    if (--f->pending == 0) flight_finish(n);
+}
+
+/* Loop thread: both halves are done; finish the Ready and look for the next. */
+static void flight_finish(struct srv_node *n)
+{
+    struct ready_flight *f = &n->flight;
+    struct raft_ready *rd = &f->rd;
+    apply_conf_changes(n, rd);
     take_read_states(n, rd);
     finish_reads(n);
     raft_advance(n->raft, rd);
     n->in_flight = false;
     track_soft_state(n);
+    struct srv_metrics *m = n->cfg.metrics;
     if (m) {
         m->proposals_committed = raft_commit_index(n->raft);
         m->proposals_pending = n->proposed.count;
@@ -453,18 +487,22 @@ static void feed_reads(struct srv_node *n)
     }
 }
 
-static void fill_apply(struct srv_node *n, struct disk_job *j)
+/* Lists the committed entries the store has not applied yet, and decides whether their
+ * apply may run beside the WAL write (all of them durable here already) or must follow it. */
+static void fill_apply(struct srv_node *n, struct ready_flight *f)
 {
-    const struct raft_ready *rd = &j->rd;
-    j->apply_n = 0;
-    if (rd->committed_n > j->apply_cap) {
-        j->apply_cap = rd->committed_n;
-        j->apply = k_xrealloc(j->apply, j->apply_cap * sizeof(*j->apply));
+    const struct raft_ready *rd = &f->rd;
+    f->apply_n = 0;
+    f->apply_after_wal = false;
+    if (rd->committed_n > f->apply_cap) {
+        f->apply_cap = rd->committed_n;
+        f->apply = k_xrealloc(f->apply, f->apply_cap * sizeof(*f->apply));
     }
     for (size_t i = 0; i < rd->committed_n; i++) {
         const struct raft_entry *e = &rd->committed[i];
+        if (e->index > n->durable_index) f->apply_after_wal = true;
         if (e->index <= n->applied) continue;
-        struct kv_entry *k = &j->apply[j->apply_n++];
+        struct kv_entry *k = &f->apply[f->apply_n++];
         k->raft_index = e->index;
         bool request = e->type == RAFT_ENTRY_NORMAL && e->data_len > 0;
         k->data = request ? e->data : NULL;
@@ -480,20 +518,27 @@ static void process_ready(struct srv_node *n)
     feed_writes(n);
     feed_reads(n);
     track_soft_state(n);
-    struct disk_job *j = &n->job;
-    if (!raft_ready(n->raft, &j->rd)) return;
+    struct ready_flight *f = &n->flight;
+    if (!raft_ready(n->raft, &f->rd)) return;
     n->in_flight = true;
-    if (raft_state(n->raft) == RAFT_STATE_LEADER) send_messages(n, &j->rd);
-    if (j->rd.snapshot_present) {
+    f->node = n;
+    if (raft_state(n->raft) == RAFT_STATE_LEADER) send_messages(n, &f->rd);
+    if (f->rd.snapshot_present) {
         /* Only a follower that fell behind a compacted log receives one (issue 7). */
         k_log_error("node", "snapshot install at index %" PRIu64 " needs the peer transport",
-                    j->rd.snapshot.index);
+                    f->rd.snapshot.index);
     }
-    fill_apply(n, j);
-    j->node = n;
-    j->job.run_cb = disk_run;
-    j->job.done_cb = disk_done;
-    srv_worker_submit(&n->disk, &j->job);
+    fill_apply(n, f);
+    bool write = f->rd.entries_n > 0 || f->rd.hard_state_changed;
+    f->pending = (write ? 1u : 0u) + (f->apply_n > 0 ? 1u : 0u);
+    if (!write) f->apply_after_wal = false;
+    f->wal_job.run_cb = wal_run;
+    f->wal_job.done_cb = wal_done;
+    f->apply_job.run_cb = apply_run;
+    f->apply_job.done_cb = apply_done;
+    if (write) srv_worker_submit(&n->disk, &f->wal_job);
+    if (f->apply_n > 0 && !f->apply_after_wal) srv_worker_submit(&n->applier, &f->apply_job);
+    if (f->pending == 0) flight_finish(n);
 }
 
 static void on_check(uv_check_t *h)
@@ -857,7 +902,7 @@ static int restore_store(struct srv_node *n, const struct raft_snap_info *snap, 
     if (rc < 0) return start_fail(err, err_len, rc, "cannot extract snapshot", snap->path);
     kv_store_close(n->kv);
     n->kv = NULL;
-    struct kv_store_config kc = { .dir = n->cfg.kv_dir };
+    struct kv_store_config kc = { .dir = n->cfg.kv_dir, .no_sync = true };
     rc = kv_store_restore(&kc, tmp, &n->kv);
     unlink(tmp);
     if (rc < 0) return start_fail(err, err_len, rc, "cannot restore the store from", snap->path);
@@ -869,6 +914,66 @@ static int restore_store(struct srv_node *n, const struct raft_snap_info *snap, 
     return 0;
 }
 
+/* ---- the store's sync guard ----
+ * The store runs with MDB_NOSYNC: an apply costs no fsync, so a write pays only the WAL's.
+ * That is safe against a crash of the process (the kernel keeps the pages and LMDB's own
+ * write order keeps them consistent), but not against a power loss, after which LMDB may
+ * hold a meta page whose pages never reached the disk. So a marker beside the store says
+ * which boot of the machine last wrote to it and whether it was synced on a clean stop. A
+ * store left dirty by an earlier boot is not trusted: it is rebuilt from the newest snapshot
+ * and the WAL, which hold every entry after it (WAL segments are released only behind a
+ * snapshot). */
+
+static void boot_id(char out[64])
+{
+    snprintf(out, 64, "unknown");
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (!f) return;
+    if (fgets(out, 64, f)) out[strcspn(out, "\n")] = '\0';
+    fclose(f);
+}
+
+static void marker_path(const struct srv_node *n, char *out, size_t len)
+{
+    snprintf(out, len, "%s.state", n->cfg.kv_dir);
+}
+
+/* Returns true if the store may be used as it is. */
+static bool store_trusted(const struct srv_node *n)
+{
+    char path[4200];
+    marker_path(n, path, sizeof(path));
+    FILE *f = fopen(path, "re");
+    if (!f) return true; /* first start: nothing was written yet */
+    char line[160] = "";
+    bool ok = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    char id[64];
+    boot_id(id);
+    char want_dirty[160];
+    snprintf(want_dirty, sizeof(want_dirty), "boot %s dirty\n", id);
+    if (!ok || strncmp(line, "boot ", 5) != 0) return false;
+    if (strstr(line, " clean\n")) return true;
+    return strcmp(line, want_dirty) == 0; /* dirty, but written during this boot */
+}
+
+static int marker_write(const struct srv_node *n, bool clean)
+{
+    char path[4200];
+    char tmp[4300];
+    marker_path(n, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    char id[64];
+    boot_id(id);
+    FILE *f = fopen(tmp, "we");
+    if (!f) return -errno;
+    fprintf(f, "boot %s %s\n", id, clean ? "clean" : "dirty");
+    int rc = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -errno;
+    fclose(f);
+    if (rc == 0) rc = k_rename_durably(tmp, path);
+    return rc;
+}
+
 /* Loads snapshot, store and WAL into the in-memory log. */
 static int recover(struct srv_node *n, char *err, size_t err_len)
 {
@@ -876,9 +981,19 @@ static int recover(struct srv_node *n, char *err, size_t err_len)
     int rc = raft_snap_load_newest(n->cfg.snap_dir, &snap, err, err_len);
     bool have_snap = rc == 0;
     if (rc < 0 && rc != K_ENOTFOUND) return rc;
-    struct kv_store_config kc = { .dir = n->cfg.kv_dir };
+    if (!store_trusted(n)) {
+        k_log_warn("node",
+                   "the store in %s was not synced before the machine restarted; "
+                   "rebuilding it from the snapshot and the WAL",
+                   n->cfg.kv_dir);
+        rc = k_remove_tree(n->cfg.kv_dir);
+        if (rc < 0) return start_fail(err, err_len, rc, "cannot remove", n->cfg.kv_dir);
+    }
+    struct kv_store_config kc = { .dir = n->cfg.kv_dir, .no_sync = true };
     rc = kv_store_open(&kc, &n->kv);
     if (rc < 0) return start_fail(err, err_len, rc, "cannot open the store", n->cfg.kv_dir);
+    rc = marker_write(n, false);
+    if (rc < 0) return start_fail(err, err_len, rc, "cannot write the store marker", "");
     uint64_t applied;
     uint64_t etcd_index;
     rc = kv_store_indexes(n->kv, &applied, &etcd_index);
@@ -944,7 +1059,8 @@ static int start_raft(struct srv_node *n, char *err, size_t err_len)
 
 static int start_loop_side(struct srv_node *n)
 {
-    int rc = srv_worker_start(&n->disk, n->loop, "ketch-disk");
+    int rc = srv_worker_start(&n->disk, n->loop, "ketch-wal");
+    if (rc == 0) rc = srv_worker_start(&n->applier, n->loop, "ketch-apply");
     if (rc == 0) rc = srv_worker_start(&n->snapper, n->loop, "ketch-snap");
     if (rc < 0) return rc;
     uv_timer_init(n->loop, &n->tick_timer);
@@ -968,7 +1084,7 @@ static void node_free(struct srv_node *n)
     kv_watch_hub_free(n->hub);
     if (n->kv) kv_store_close(n->kv);
     k_u64map_deinit(&n->proposed);
-    free(n->job.apply);
+    free(n->flight.apply);
     free(n);
 }
 
@@ -1050,7 +1166,11 @@ int srv_node_stop(struct srv_node *n)
     /* Let the Ready in flight and any snapshot finish: their writes may already be durable,
      * and the clients waiting on them are answered if they apply. */
     srv_worker_stop(&n->snapper);
+    /* The disk worker's done callback may hand the apply half of a Ready to the applier, so
+     * drain them in that order. */
     srv_worker_stop(&n->disk);
+    srv_worker_stop(&n->applier);
+    k_assert(!n->in_flight);
     for (size_t i = 0; i < n->proposed.cap; i++) {
         if (n->proposed.slots[i].key) {
             wait_finish(n, n->proposed.slots[i].value, K_ESTOPPED, NULL);
@@ -1060,6 +1180,7 @@ int srv_node_stop(struct srv_node *n)
     int rc = raft_wal_close(n->wal);
     n->wal = NULL;
     int rc2 = kv_store_sync(n->kv);
+    if (rc2 == 0) rc2 = marker_write(n, true);
     if (rc == 0) rc = rc2;
     uv_close((uv_handle_t *)&n->tick_timer, on_handle_closed);
     uv_close((uv_handle_t *)&n->sync_timer, on_handle_closed);

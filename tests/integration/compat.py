@@ -33,6 +33,7 @@ order of JSON keys and Go's JSON string escaping are compared exactly.
 """
 import difflib
 import json
+import os
 import re
 import subprocess
 import threading
@@ -121,16 +122,21 @@ class Recorder:
         self._add("watch-head", w.label, resp, path=path)
         return w
 
-    def watch_event(self, w, timeout=10.0):
-        """Reads the next chunk of a watch (bounded); records it with its framing."""
+    def watch_event(self, w, timeout=10.0, required=True):
+        """Reads the next chunk of a watch (bounded); records it with its framing. Fails
+        the test when no event arrives in time, unless required is False."""
         w.conn.settimeout(timeout)
         try:
             d = w.conn.read_chunk(w.resp)
         except (socket_timeout(), EOFError) as e:
             self._add("note", f"{w.label} next chunk", f"no chunk: {type(e).__name__}")
+            if required:
+                raise AssertionError(f"{self.role}: no event on {w.label} within {timeout}s")
             return None
         if d is None:
             self._add("note", f"{w.label} next chunk", "terminating chunk")
+            if required:
+                raise AssertionError(f"{self.role}: watch {w.label} ended without an event")
             return None
         size = w.resp.chunk_sizes_raw[-1]
         ok = int(size, 16) == len(d)
@@ -279,8 +285,8 @@ class Normalizer:
 
     def rel(self, n):
         n = int(n)
-        if n == 0:
-            return "0"
+        if n < self.base:  # 0 (parameter errors) and literal small numbers in requests
+            return str(n)
         d = n - self.base
         return "I%+d" % d if d else "I"
 
@@ -356,7 +362,8 @@ class Normalizer:
             self.rec.raft.append(cur)
 
     def response(self, r, path, watch=False):
-        lines = [r.status_line.decode("latin-1")]
+        lines = [i.decode("latin-1") + " (interim)" for i in r.interim]
+        lines += [r.status_line.decode("latin-1")]
         lines += ["  " + h for h in self.headers(r, watch)]
         cl = r.header("Content-Length")
         if cl is not None and r.body and int(cl) != len(r.body):
@@ -386,6 +393,8 @@ class Normalizer:
 
     def entry(self, e):
         kind, req, resp, meta = e
+        req = re.sub(r"(waitIndex|prevIndex)(=|': ')(\d+)",
+                      lambda m: m.group(1) + m.group(2) + self.rel(m.group(3)), req)
         lines = [">>> " + self.text(self.ids(req))]
         if kind == "http":
             lines += self.response(resp, meta.get("path", ""), meta.get("watch", False))
@@ -431,6 +440,14 @@ def compare(reference, candidate, session):
     session(cand)
     rt, rttl, rprob = transcript(ref)
     ct, cttl, cprob = transcript(cand)
+    dump = os.environ.get("KETCH_COMPAT_DUMP")
+    if dump:  # a directory to write both transcripts to, for reading or debugging
+        name = os.environ.get("PYTEST_CURRENT_TEST", "session").split(" ")[0]
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        os.makedirs(dump, exist_ok=True)
+        for role, t in (("reference", rt), ("candidate", ct)):
+            with open(os.path.join(dump, f"{name}.{role}.txt"), "w") as f:
+                f.write("\n\n".join(t) + "\n")
     assert not rprob, f"reference (etcd) broke a format rule: {rprob}"
     assert not cprob, f"candidate ({candidate.kind}) broke a format rule: {cprob}"
     if rt != ct:

@@ -59,7 +59,18 @@ class Recorder:
         self.entries = []  # (request text, response text before normalisation, kind, meta)
         self.base = None
         self.raft = []
+        self.bg = []  # background processes and watch connections, closed by cleanup()
         self.cid, self.mids = member.identity()
+
+    def cleanup(self):
+        for x in self.bg:
+            if isinstance(x, subprocess.Popen):
+                if x.poll() is None:
+                    x.kill()
+                    x.wait(timeout=10)
+            else:
+                x.close()
+        self.bg = []
 
     # -- plumbing
     def _add(self, kind, request, response, **meta):
@@ -115,6 +126,7 @@ class Recorder:
     def watch(self, path, note=""):
         """Opens a watch and records its head, which must arrive before any event."""
         conn = harness.Connection(self.port, timeout=5)
+        self.bg.append(conn)
         conn.send(harness.build_request("GET", path))
         resp = conn.read_head()
         resp.chunks, resp.chunk_sizes_raw = [], []
@@ -169,24 +181,51 @@ class Recorder:
         return p
 
     def etcdctl_bg(self, *args):
-        env_args = harness.etcdctl_argv(self.port, *args)
-        p = subprocess.Popen(env_args[0], env=env_args[1], stdin=subprocess.DEVNULL,
+        """Starts etcdctl in the background (watch, exec-watch); its output is collected
+        by reader threads so the caller can wait for a line to appear."""
+        argv, env = harness.etcdctl_argv(self.port, *args)
+        p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.bg.append(p)
         p.label = "etcdctl " + " ".join(args)
+        p.out, p.err = bytearray(), bytearray()
+
+        def pump(src, dst):
+            for chunk in iter(lambda: src.read1(4096), b""):
+                dst.extend(chunk)
+        p.threads = [threading.Thread(target=pump, args=(p.stdout, p.out), daemon=True),
+                     threading.Thread(target=pump, args=(p.stderr, p.err), daemon=True)]
+        for t in p.threads:
+            t.start()
         return p
+
+    def wait_output(self, p, text, timeout=10.0):
+        """Waits until a background etcdctl has printed text on stdout."""
+        harness.wait_until(lambda: text.encode() in bytes(p.out) or p.poll() is not None,
+                           timeout, f"{p.label} to print {text!r}")
 
     def etcdctl_finish(self, p, timeout=10.0, interrupt=False):
         """Collects a background etcdctl; with interrupt, sends SIGINT first (after the
-        caller has seen what it waited for)."""
-        if interrupt:
+        caller has seen what it waited for). Never leaves the process running."""
+        if interrupt and p.poll() is None:
             p.send_signal(2)
         try:
-            out, err = p.communicate(timeout=timeout)
+            p.wait(timeout=timeout)
+            killed = False
         except subprocess.TimeoutExpired:
             p.kill()
-            out, err = p.communicate()
-            err += b"\n<killed: did not finish in time>"
-        self._add("cli", p.label, subprocess.CompletedProcess(p.args, p.returncode, out, err))
+            p.wait(timeout=10)
+            killed = True
+        for t in p.threads:
+            t.join(timeout=5)
+        if interrupt:
+            # the server drops the watcher of the closed connection a little later; wait,
+            # so that a following wait_watchers() cannot count this stale one
+            harness.wait_until(lambda: watchers(self.port) == 0, 10,
+                               f"{self.role} to drop the watcher of {p.label}")
+        err = bytes(p.err) + (b"\n<killed: did not finish in time>" if killed else b"")
+        self._add("cli", p.label, subprocess.CompletedProcess(p.args, p.returncode,
+                                                              bytes(p.out), err))
 
     def py(self, label, fn):
         """Runs fn(client) with a python3-etcd client; records the result or exception."""
@@ -393,7 +432,7 @@ class Normalizer:
 
     def entry(self, e):
         kind, req, resp, meta = e
-        req = re.sub(r"(waitIndex|prevIndex)(=|': ')(\d+)",
+        req = re.sub(r"(waitIndex|prevIndex|-index)(=|': '| )(\d+)",
                       lambda m: m.group(1) + m.group(2) + self.rel(m.group(3)), req)
         lines = [">>> " + self.text(self.ids(req))]
         if kind == "http":
@@ -435,9 +474,15 @@ def compare(reference, candidate, session):
     """Runs session against both members and asserts the normalised transcripts are
     equal (ttls within +-1). Returns the two recorders."""
     ref = Recorder(reference, "reference")
-    session(ref)
+    try:
+        session(ref)
+    finally:
+        ref.cleanup()
     cand = Recorder(candidate, "candidate")
-    session(cand)
+    try:
+        session(cand)
+    finally:
+        cand.cleanup()
     rt, rttl, rprob = transcript(ref)
     ct, cttl, cprob = transcript(cand)
     dump = os.environ.get("KETCH_COMPAT_DUMP")

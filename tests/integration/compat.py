@@ -227,17 +227,34 @@ class Recorder:
         self._add("cli", p.label, subprocess.CompletedProcess(p.args, p.returncode,
                                                               bytes(p.out), err))
 
-    def py(self, label, fn):
-        """Runs fn(client) with a python3-etcd client; records the result or exception."""
+    def py_outcome(self, label, outcome):
+        """Records an outcome ("return", value) / ("raise", exc) produced elsewhere (a
+        client call run in a thread)."""
+        if outcome[0] == "raise":
+            self._add("py", label, ("raise", type(outcome[1]).__name__, outcome[1]))
+        else:
+            self._add("py", label, outcome)
+
+    def py(self, label, fn, timeout=20.0):
+        """Runs fn(client) with a python3-etcd client (in a thread, bounded by timeout);
+        records the result or the exception."""
         import etcd
-        client = etcd.Client(host="127.0.0.1", port=self.port, protocol="http")
-        try:
-            res = fn(client)
-        except Exception as e:  # recorded, the comparison decides
-            self._add("py", label, ("raise", type(e).__name__, e))
-            return e
-        self._add("py", label, ("return", res))
-        return res
+        out = {}
+
+        def run():
+            try:
+                client = etcd.Client(host="127.0.0.1", port=self.port, protocol="http")
+                out["v"] = ("return", fn(client))
+            except Exception as e:  # recorded, the comparison decides
+                out["v"] = ("raise", type(e).__name__, e)
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(timeout)
+        if t.is_alive():
+            raise AssertionError(f"{self.role}: python3-etcd call {label!r} did not return "
+                                 f"within {timeout}s")
+        self._add("py", label, out["v"])
+        return out["v"][-1]
 
 
 def socket_timeout():
@@ -320,7 +337,8 @@ class Normalizer:
         m = rec.member
         self.subs = [(rec.cid, "<CID>")] + [(mid, "<MID>") for mid in rec.mids] + [
             (f"127.0.0.1:{m.client_port}", "127.0.0.1:<CPORT>"),
-            (f"127.0.0.1:{m.peer_port}", "127.0.0.1:<PPORT>")]
+            (f"127.0.0.1:{m.peer_port}", "127.0.0.1:<PPORT>"),
+            (f"port={m.client_port})", "port=<CPORT>)")]  # urllib3 errors
 
     def rel(self, n):
         n = int(n)
@@ -417,12 +435,13 @@ class Normalizer:
     def py_value(self, v):
         import etcd
         if isinstance(v, etcd.EtcdResult):
-            d = {"action": v.action, "key": v.key, "value": v.value, "dir": v.dir,
-                 "ttl": v.ttl, "expiration": v.expiration, "modifiedIndex": v.modifiedIndex,
-                 "createdIndex": v.createdIndex, "newKey": v.newKey,
-                 "etcd_index": v.etcd_index,
+            g = lambda name: getattr(v, name, None)  # noqa: E731 (not every call sets all)
+            d = {"action": g("action"), "key": g("key"), "value": g("value"),
+                 "dir": g("dir"), "ttl": g("ttl"), "expiration": g("expiration"),
+                 "modifiedIndex": g("modifiedIndex"), "createdIndex": g("createdIndex"),
+                 "newKey": g("newKey"), "etcd_index": g("etcd_index"),
                  "children": [c.key for c in v.leaves] if v.dir else None,
-                 "prevNode": v._prev_node.key if getattr(v, "_prev_node", None) else None}
+                 "prevNode": v._prev_node.key if g("_prev_node") else None}
             if d["children"] is not None:
                 d["children"] = sorted(d["children"], key=lambda k: k or "")
             return self.text(json.dumps(d, separators=(",", ":"), sort_keys=True))

@@ -342,8 +342,8 @@ class Normalizer:
 
     def rel(self, n):
         n = int(n)
-        if n < self.base:  # 0 (parameter errors) and literal small numbers in requests
-            return str(n)
+        if n < self.base or n > self.base + 10**7:
+            return str(n)  # 0 (parameter errors), literal numbers written in requests
         d = n - self.base
         return "I%+d" % d if d else "I"
 
@@ -358,7 +358,7 @@ class Normalizer:
         s = self.ids(s)
         s = re.sub(r'"(modifiedIndex|createdIndex|index|etcd_index)":(\d+)',
                    lambda m: f'"{m.group(1)}":{self.rel(m.group(2))}', s)
-        s = re.sub(r"\b(\d{20})\b", lambda m: f"<KEY {self.rel(m.group(1))}>", s)
+        s = re.sub(r"(?<=/)(\d{20})\b", lambda m: f"<KEY {self.rel(m.group(1))}>", s)
 
         def exp(m):
             if not EXPIRATION_RE.match(m.group(2)):

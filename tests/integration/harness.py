@@ -35,11 +35,18 @@ def candidate_kind():
     return kind
 
 
+KETCHD_ONLY_REASON = ("ketchd-only case: KETCH_COMPAT_CANDIDATE=etcd, and real etcd has "
+                      "neither ketchd's <data-dir>/ketch/ files nor its refusal messages")
+
+
 def ketchd_only():
     """Skips the calling test unless the candidate is ketchd (etcd cannot run it)."""
     if candidate_kind() != "ketchd":
-        pytest.skip("ketchd-only case: KETCH_COMPAT_CANDIDATE=etcd, and real etcd has no "
-                    "ketch/ data dir layout or ketchd-specific behaviour to check")
+        pytest.skip(KETCHD_ONLY_REASON)
+
+
+# Decorator form: skips before any fixture starts a member.
+ketchd_only_test = pytest.mark.skipif(candidate_kind() != "ketchd", reason=KETCHD_ONLY_REASON)
 
 
 def bin_dir():

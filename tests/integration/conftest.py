@@ -1,16 +1,19 @@
-"""Shared fixtures for process-level tests: where the built binaries are."""
+"""Shared fixtures for process-level tests: where the built binaries are, and the
+reference/candidate member pair of the compatibility suites (see harness.py, compat.py)."""
 import os
 import pathlib
+import sys
 
 import pytest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import compat  # noqa: E402
+import harness  # noqa: E402
+
 
 def bin_dir() -> pathlib.Path:
-    d = os.environ.get("KETCH_BIN_DIR")
-    if not d:
-        root = pathlib.Path(__file__).resolve().parents[2]
-        d = str(root / "build" / "asan" / "bin")
-    return pathlib.Path(d)
+    return harness.bin_dir()
 
 
 @pytest.fixture
@@ -23,3 +26,46 @@ def ketch_bin():
         return str(p)
 
     return path
+
+
+def _member_fixture(request, kind, role):
+    tmp = harness.TempDir(f"ketch-{role}-")
+    request.addfinalizer(tmp.remove)
+    holder = {}
+
+    def stop():
+        m = holder.get("m")
+        if m is not None:
+            m.stop()
+    request.addfinalizer(stop)  # runs before tmp.remove (finalizers run in reverse)
+    holder["m"] = harness.new_member(kind, tmp.path)
+    return holder["m"]
+
+
+@pytest.fixture(scope="module")
+def reference(request):
+    """A fresh single-member real etcd (the reference), one per test module."""
+    return _member_fixture(request, "etcd", "reference")
+
+
+@pytest.fixture(scope="module")
+def candidate(request):
+    """A fresh single member of the candidate kind (KETCH_COMPAT_CANDIDATE), per module."""
+    return _member_fixture(request, harness.candidate_kind(), "candidate")
+
+
+@pytest.fixture
+def fresh_candidate(request):
+    """A fresh single candidate member for one test (durability, restarts)."""
+    return _member_fixture(request, harness.candidate_kind(), "fresh")
+
+
+@pytest.fixture
+def compare(reference, candidate):
+    """compare(session): runs the session against reference and candidate, asserts the
+    normalised transcripts are equal, returns (reference recorder, candidate recorder)."""
+
+    def run(session):
+        return compat.compare(reference, candidate, session)
+
+    return run

@@ -72,6 +72,9 @@ void srv_api_reply_node_error(struct srv_api *api, struct srv_request *req, int 
 /* Go's plain-text 404 and 405 (spec §1.4); allow may be NULL (no Allow header). */
 void srv_api_reply_not_found(struct srv_request *req);
 void srv_api_reply_method_not_allowed(struct srv_request *req, const char *allow);
+/* etcd's 405 for a request that passed a handler's own method check: no Allow header, but
+ * X-Etcd-Cluster-Id (PUT or DELETE of /v2/members, spec §1.1). */
+void srv_api_reply_method_not_allowed_cid(struct srv_api *api, struct srv_request *req);
 
 /* `{"message":"<text>"}` without a newline (members and stats errors, spec §1.3). */
 void srv_api_reply_message(struct srv_api *api, struct srv_request *req, int status,

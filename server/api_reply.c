@@ -72,11 +72,13 @@ void srv_api_reply_node_error(struct srv_api *api, struct srv_request *req, int 
     srv_api_reply_error(api, req, KV_ECODE_RAFT_INTERNAL, 0, cause);
 }
 
-static void reply_text(struct srv_request *req, int status, const char *allow, const char *body)
+static void reply_text(struct srv_request *req, int status, const char *allow, const char *cid,
+                       const char *body)
 {
     struct srv_api_headers hs;
     srv_api_headers_init(&hs);
     if (allow) srv_api_headers_add(&hs, "Allow", allow);
+    if (cid) srv_api_headers_add(&hs, "X-Etcd-Cluster-Id", cid);
     srv_api_headers_add(&hs, "Content-Type", "text/plain; charset=utf-8");
     srv_api_headers_add(&hs, "X-Content-Type-Options", "nosniff");
     srv_respond(req, status, hs.h, hs.n, body, strlen(body));
@@ -84,12 +86,17 @@ static void reply_text(struct srv_request *req, int status, const char *allow, c
 
 void srv_api_reply_not_found(struct srv_request *req)
 {
-    reply_text(req, 404, NULL, "404 page not found\n");
+    reply_text(req, 404, NULL, NULL, "404 page not found\n");
 }
 
 void srv_api_reply_method_not_allowed(struct srv_request *req, const char *allow)
 {
-    reply_text(req, 405, allow, "Method Not Allowed\n");
+    reply_text(req, 405, allow, NULL, "Method Not Allowed\n");
+}
+
+void srv_api_reply_method_not_allowed_cid(struct srv_api *api, struct srv_request *req)
+{
+    reply_text(req, 405, NULL, api->cluster_id_hex, "Method Not Allowed\n");
 }
 
 void srv_api_reply_json(struct srv_api *api, struct srv_request *req, int status, const char *body,

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "base/buf.h"
 #include "server/path.h"
 
 static bool has_prefix(const char *s, size_t len, const char *prefix)
@@ -16,6 +17,32 @@ static bool has_prefix(const char *s, size_t len, const char *prefix)
 static bool equals(const char *s, size_t len, const char *want)
 {
     return len == strlen(want) && memcmp(s, want, len) == 0;
+}
+
+/* Go's html.EscapeString: the five characters it replaces. */
+static void html_escape(struct k_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<':
+            k_buf_puts(b, "&lt;");
+            break;
+        case '>':
+            k_buf_puts(b, "&gt;");
+            break;
+        case '&':
+            k_buf_puts(b, "&amp;");
+            break;
+        case '\'':
+            k_buf_puts(b, "&#39;");
+            break;
+        case '"':
+            k_buf_puts(b, "&#34;");
+            break;
+        default:
+            k_buf_putc(b, *s);
+        }
+    }
 }
 
 static void redirect_clean(struct srv_request *req, const char *clean, size_t clean_len)
@@ -46,14 +73,14 @@ static void redirect_clean(struct srv_request *req, const char *clean, size_t cl
         return;
     }
     srv_api_headers_add(&hs, "Content-Type", "text/html; charset=utf-8");
-    size_t body_len = strlen(escaped) + 64;
-    char *body = srv_arena_alloc(arena, body_len);
-    if (!body) {
-        srv_respond(req, 301, hs.h, hs.n, NULL, 0);
-        return;
-    }
-    int n = snprintf(body, body_len, "<a href=\"%s\">Moved Permanently</a>.\n\n", escaped);
-    srv_respond(req, 301, hs.h, hs.n, body, (size_t)n);
+    /* Go's http.Redirect: the body links the whole Location, HTML-escaped. */
+    struct k_buf body;
+    k_buf_init(&body);
+    k_buf_puts(&body, "<a href=\"");
+    html_escape(&body, location);
+    k_buf_puts(&body, "\">Moved Permanently</a>.\n\n");
+    srv_respond(req, 301, hs.h, hs.n, body.data, body.len);
+    k_buf_free(&body);
 }
 
 static void count_request(struct srv_api *api, const char *method)

@@ -152,7 +152,7 @@ static void stop(struct ketchd *k, const char *why)
 {
     if (k->stopping) return;
     k->stopping = true;
-    k_log_info("server", "stopping (%s)", why);
+    if (why) k_log_info("server", "stopping (%s)", why);
     sd_notify(0, "STOPPING=1");
     if (k->node) {
         int rc = srv_node_stop(k->node);
@@ -282,9 +282,9 @@ int main(int argc, char **argv)
     err[0] = '\0';
     rc = run(&k, err, sizeof(err));
     if (rc < 0) {
-        fprintf(stderr, "ketchd: %s\n", err[0] ? err : k_strerror(rc));
         k.exit_status = 1;
-        stop(&k, "start-up failed");
+        stop(&k, NULL); /* quietly: the one line below says what to fix */
+        fprintf(stderr, "ketchd: %s\n", err[0] ? err : k_strerror(rc));
     }
     uv_run(k.loop, UV_RUN_DEFAULT);
     uv_loop_close(k.loop);

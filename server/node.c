@@ -500,8 +500,8 @@ static void fill_apply(struct srv_node *n, struct ready_flight *f)
     }
     for (size_t i = 0; i < rd->committed_n; i++) {
         const struct raft_entry *e = &rd->committed[i];
-        if (e->index > n->durable_index) f->apply_after_wal = true;
         if (e->index <= n->applied) continue;
+        if (e->index > n->durable_index) f->apply_after_wal = true;
         struct kv_entry *k = &f->apply[f->apply_n++];
         k->raft_index = e->index;
         bool request = e->type == RAFT_ENTRY_NORMAL && e->data_len > 0;
@@ -1018,6 +1018,7 @@ static int recover(struct srv_node *n, char *err, size_t err_len)
         }
         rc = bootstrap(n, err, err_len);
         n->applied = applied;
+        n->durable_index = raft_storage_mem_last_index(n->log);
         return rc;
     }
     rc = raft_storage_mem_apply_snapshot(n->log, &snap.meta);
@@ -1036,6 +1037,7 @@ static int recover(struct srv_node *n, char *err, size_t err_len)
     raft_wal_recovery_free(&rec);
     if (rc < 0) return start_fail(err, err_len, rc, "the WAL does not follow the snapshot", "");
     n->applied = applied;
+    n->durable_index = raft_storage_mem_last_index(n->log); /* what the WAL gave back */
     return 0;
 }
 

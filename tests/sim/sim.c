@@ -1027,6 +1027,8 @@ bool sim_run(const struct sim_params *p, struct sim_stats *stats)
     signal(SIGABRT, on_abort);
     k_prng_init(&s->prng, p->seed);
     derive(s);
+    stats->mix = s->mix;
+    stats->nodes = s->n_initial;
     if (p->verbose) print_params(s);
     s->next_id = 1;
     struct raft_conf_state cs = { .voters_n = (size_t)s->n_initial };

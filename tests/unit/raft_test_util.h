@@ -45,6 +45,7 @@ struct tnet {
     size_t queue_n;
     bool cut[TNET_NODES_MAX + 1][TNET_NODES_MAX + 1]; /* from, to */
     bool auto_apply_conf; /* apply conf change entries as they commit (default on) */
+    size_t delivered[RAFT_MSG_TYPE_COUNT]; /* messages stepped, by type */
 };
 
 static struct raft_entry tnet_scratch[8192] __attribute__((unused));
@@ -177,6 +178,7 @@ __attribute__((unused)) static void tnet_deliver(struct tnet *t, int rounds)
                 ck_assert_int_eq(raft_message_decode(q->bytes, q->len, &m, tnet_scratch,
                                                      K_ARRAY_LEN(tnet_scratch)),
                                  0);
+                t->delivered[m.type]++;
                 int rc = raft_step(to->r, &m);
                 ck_assert(rc == 0 || rc == K_ELIMIT || rc == K_EBUSY || rc == K_ENOLEADER);
                 tnet_ready(t, q->to);

@@ -49,11 +49,13 @@ struct tnet {
 };
 
 static struct raft_entry tnet_scratch[8192] __attribute__((unused));
+/* Member id's PRNG is seeded with tnet_seed_base + id when it starts. */
+static uint64_t tnet_seed_base __attribute__((unused)) = 1000;
 
 __attribute__((unused)) static void tnet_start(struct tnet *t, uint64_t id)
 {
     struct tnode *n = &t->nodes[id];
-    k_prng_init(&n->prng, 1000 + id);
+    k_prng_init(&n->prng, tnet_seed_base + id);
     n->cfg.prng = &n->prng;
     n->cfg.storage = raft_storage_mem_storage(n->disk);
     ck_assert_int_eq(raft_new(&n->cfg, &n->r), 0);

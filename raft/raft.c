@@ -466,7 +466,11 @@ void raft_tick(struct raft *r)
     if (r->state != RAFT_STATE_LEADER) return;
     if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
-        bcast_heartbeat(r, NULL, 0);
+        /* Carry the newest pending read's context: if its own round was lost, this one
+         * confirms it and every older read; otherwise a full queue could never drain. */
+        const struct raft__read_req *q =
+                r->readonly.n ? &r->readonly.reqs[r->readonly.n - 1] : NULL;
+        bcast_heartbeat(r, q ? q->context : NULL, q ? q->context_len : 0);
     }
 }
 

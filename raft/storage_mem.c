@@ -10,7 +10,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 
-enum { CHUNK_ENTRIES = 1024, BLOCK_BYTES = 64 * 1024 };
+enum { CHUNK_ENTRIES = 1024, BLOCK_BYTES = 64 * 1024, SPARE_CHUNKS_MAX = 16 };
 
 struct block {
     struct block *next;
@@ -21,7 +21,8 @@ struct block {
 
 struct chunk {
     struct raft_entry ents[CHUNK_ENTRIES];
-    struct block *blocks;
+    struct block *blocks; /* in allocation order */
+    struct block *cur;    /* being filled; those after it are empty */
 };
 
 struct raft_storage_mem {
@@ -35,6 +36,10 @@ struct raft_storage_mem {
     size_t chunks_n;
     size_t chunks_cap;
     uint64_t base; /* index of chunks[0]->ents[0] */
+    /* Compacted chunks kept for reuse, each with its byte blocks emptied, so a log that is
+     * compacted regularly stops allocating. */
+    struct chunk *spare[SPARE_CHUNKS_MAX];
+    size_t spare_n;
     uint64_t allocations;
 };
 
@@ -53,17 +58,25 @@ static const uint8_t *chunk_copy(struct raft_storage_mem *s, struct chunk *c, co
                                  size_t len)
 {
     if (len == 0) return NULL;
-    struct block *b = c->blocks;
+    struct block *b = c->cur;
+    /* Blocks after cur are empty (a recycled chunk's): move on before allocating. */
+    while (b && b->size_bytes - b->used_bytes < len && b->next)
+        b = b->next;
     if (!b || b->size_bytes - b->used_bytes < len) {
         size_t size = len > BLOCK_BYTES ? len : BLOCK_BYTES;
         struct block *nb = k_xmalloc(sizeof(*nb) + size);
         s->allocations++;
-        nb->next = b;
+        nb->next = NULL;
         nb->used_bytes = 0;
         nb->size_bytes = size;
-        c->blocks = nb;
+        if (b) {
+            b->next = nb;
+        } else {
+            c->blocks = nb;
+        }
         b = nb;
     }
+    c->cur = b;
     uint8_t *dst = b->bytes + b->used_bytes;
     memcpy(dst, p, len);
     b->used_bytes += len;
@@ -79,10 +92,23 @@ static struct raft_entry *slot(const struct raft_storage_mem *s, uint64_t i, str
     return &s->chunks[ci]->ents[off % CHUNK_ENTRIES];
 }
 
+/* Frees c, or keeps it (bytes emptied) for the next chunk the log needs. */
+static void chunk_retire(struct raft_storage_mem *s, struct chunk *c)
+{
+    if (s->spare_n == SPARE_CHUNKS_MAX) {
+        chunk_free(c);
+        return;
+    }
+    for (struct block *b = c->blocks; b; b = b->next)
+        b->used_bytes = 0;
+    c->cur = c->blocks;
+    s->spare[s->spare_n++] = c;
+}
+
 static void free_chunks(struct raft_storage_mem *s)
 {
     for (size_t i = 0; i < s->chunks_n; i++)
-        chunk_free(s->chunks[i]);
+        chunk_retire(s, s->chunks[i]);
     s->chunks_n = 0;
 }
 
@@ -161,7 +187,10 @@ struct raft_storage_mem *raft_storage_mem_new(void)
 void raft_storage_mem_free(struct raft_storage_mem *s)
 {
     if (!s) return;
-    free_chunks(s);
+    for (size_t i = 0; i < s->chunks_n; i++)
+        chunk_free(s->chunks[i]);
+    for (size_t i = 0; i < s->spare_n; i++)
+        chunk_free(s->spare[i]);
     free(s->chunks);
     free(s);
 }
@@ -205,9 +234,15 @@ static void ensure_chunk(struct raft_storage_mem *s, uint64_t index)
             s->chunks = k_xrealloc(s->chunks, s->chunks_cap * sizeof(*s->chunks));
             s->allocations++;
         }
-        struct chunk *c = k_xmalloc(sizeof(*c));
-        s->allocations++;
-        c->blocks = NULL;
+        struct chunk *c;
+        if (s->spare_n > 0) {
+            c = s->spare[--s->spare_n];
+        } else {
+            c = k_xmalloc(sizeof(*c));
+            s->allocations++;
+            c->blocks = NULL;
+            c->cur = NULL;
+        }
         s->chunks[s->chunks_n++] = c;
     }
 }
@@ -273,7 +308,7 @@ int raft_storage_mem_compact(struct raft_storage_mem *s, uint64_t index)
     while (drop < s->chunks_n && s->base + (uint64_t)(drop + 1) * CHUNK_ENTRIES - 1 <= index)
         drop++;
     for (size_t i = 0; i < drop; i++)
-        chunk_free(s->chunks[i]);
+        chunk_retire(s, s->chunks[i]);
     memmove(s->chunks, s->chunks + drop, (s->chunks_n - drop) * sizeof(*s->chunks));
     s->chunks_n -= drop;
     s->base += (uint64_t)drop * CHUNK_ENTRIES;

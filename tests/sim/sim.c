@@ -81,6 +81,7 @@ struct pending_read {
     uint64_t id;
     uint64_t node;
     uint64_t required; /* highest index applied anywhere when the read was issued */
+    uint64_t issued_at;
 };
 
 struct sim {
@@ -706,6 +707,14 @@ static int propose_value(struct sim *s, struct node *n)
 
 static void client_step(struct sim *s)
 {
+    /* A read whose answer was lost (leader change, crash) times out, as a client would. */
+    for (size_t i = 0; i < s->reads_n;) {
+        if (s->now - s->reads[i].issued_at > 20 * ELECTION_TICKS) {
+            s->reads[i] = s->reads[--s->reads_n];
+        } else {
+            i++;
+        }
+    }
     if (k_prng_chance(&s->prng, s->write_ppm)) {
         struct node *n = random_up_node(s);
         if (n) {
@@ -721,9 +730,9 @@ static void client_step(struct sim *s)
             trace(s, "client read %llu at n%llu: %s", (unsigned long long)id,
                   (unsigned long long)n->id, k_strerror(rc));
             if (rc == 0) {
-                s->reads[s->reads_n++] = (struct pending_read){ .id = id,
-                                                                .node = n->id,
-                                                                .required = s->max_applied };
+                s->reads[s->reads_n++] = (struct pending_read){
+                    .id = id, .node = n->id, .required = s->max_applied, .issued_at = s->now
+                };
                 process_ready(s, n);
             }
         }
@@ -760,7 +769,9 @@ static void fault_partition(struct sim *s)
 
 static void fault_crash(struct sim *s)
 {
-    struct node *n = random_up_node(s);
+    /* Half the time the leader: crashes right after it appended are what lose entries. */
+    struct node *n = k_prng_chance(&s->prng, 500000) ? leader(s) : NULL;
+    if (!n) n = random_up_node(s);
     if (!n) return;
     trace(s, "n%llu crashes", (unsigned long long)n->id);
     node_stop(s, n);
@@ -1027,6 +1038,8 @@ bool sim_run(const struct sim_params *p, struct sim_stats *stats)
     signal(SIGABRT, on_abort);
     k_prng_init(&s->prng, p->seed);
     derive(s);
+    stats->mix = s->mix;
+    stats->nodes = s->n_initial;
     if (p->verbose) print_params(s);
     s->next_id = 1;
     struct raft_conf_state cs = { .voters_n = (size_t)s->n_initial };

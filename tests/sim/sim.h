@@ -31,6 +31,8 @@ struct sim_params {
 };
 
 struct sim_stats {
+    int mix;   /* the mix the run used */
+    int nodes; /* initial voters */
     uint64_t ticks;
     uint64_t messages;
     uint64_t elections; /* leaders elected */

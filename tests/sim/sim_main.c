@@ -69,25 +69,27 @@ int main(int argc, char **argv)
     uint64_t runs = 0;
     uint64_t failures = 0;
     uint64_t per_mix[SIM_MIX_COUNT] = { 0 };
+    uint64_t per_size[8] = { 0 };
     struct sim_stats total = { 0 };
-    if (run_regressions) {
-        for (size_t i = 0; i < sizeof(regressions) / sizeof(regressions[0]); i++) {
-            struct sim_params r = p;
-            r.seed = regressions[i].seed;
+    size_t n_reg = run_regressions ? sizeof(regressions) / sizeof(regressions[0]) : 0;
+    bool seeds = have_seeds || !run_regressions;
+    for (size_t i = 0; i < n_reg + (seeds ? 1 : 0); i++) {
+        uint64_t a = lo;
+        uint64_t b = hi;
+        struct sim_params r = p;
+        if (i < n_reg) {
+            a = b = regressions[i].seed;
             r.mix = regressions[i].mix;
             r.nodes = regressions[i].nodes;
             r.steps = regressions[i].steps;
+        }
+        for (uint64_t seed = a;; seed++) {
+            r.seed = seed;
             struct sim_stats st;
             runs++;
             if (!sim_run(&r, &st)) failures++;
-        }
-    }
-    if (have_seeds || !run_regressions) {
-        for (uint64_t seed = lo; seed <= hi; seed++) {
-            p.seed = seed;
-            struct sim_stats st;
-            runs++;
-            if (!sim_run(&p, &st)) failures++;
+            per_mix[st.mix]++;
+            per_size[st.nodes]++;
             total.ticks += st.ticks;
             total.messages += st.messages;
             total.elections += st.elections;
@@ -99,8 +101,7 @@ int main(int argc, char **argv)
             total.crashes += st.crashes;
             total.partitions += st.partitions;
             total.transfers += st.transfers;
-            (void)per_mix;
-            if (seed == hi) break; /* hi may be UINT64_MAX */
+            if (seed == b) break; /* b may be UINT64_MAX */
         }
     }
     printf("raft-sim: %" PRIu64 " runs, %" PRIu64 " failed; ticks %" PRIu64 " messages %" PRIu64
@@ -110,5 +111,10 @@ int main(int argc, char **argv)
            runs, failures, total.ticks, total.messages, total.elections, total.applied,
            total.writes_acked, total.reads_checked, total.snapshots_installed, total.conf_changes,
            total.crashes, total.partitions, total.transfers);
+    printf("raft-sim: runs per mix:");
+    for (int m = 0; m < SIM_MIX_COUNT; m++)
+        printf(" %s %" PRIu64, sim_mix_name(m), per_mix[m]);
+    printf("; per size: 3 %" PRIu64 " 5 %" PRIu64 " 7 %" PRIu64 "\n", per_size[3], per_size[5],
+           per_size[7]);
     return failures == 0 ? 0 : 1;
 }

@@ -81,6 +81,23 @@ const struct kv_limits *kv_store_limits(const struct kv_store *s);
 K_MUST_USE int kv_store_snapshot(struct kv_store *s, const char *path, uint64_t *applied_index,
                                  uint64_t *etcd_index);
 
+/* Determinism. Two stores that applied the same entries in the same batches produce
+ * byte-identical snapshots (tests/unit/test_kv_snapshot.c). With other batch boundaries the
+ * state is identical but the bytes are not: LMDB copies each page whole, including leftover
+ * bytes in its free space, and page reuse depends on transaction boundaries. Raft members
+ * batch differently, so to compare members' state use kv_store_dump, a canonical encoding of
+ * the logical state that depends only on the entries applied. */
+
+/* Called with consecutive pieces of a dump; returns 0 to go on, anything else to stop. */
+typedef int (*kv_dump_cb)(void *data, const void *bytes, size_t len);
+
+/* Writes the store's logical state in one read transaction as a canonical byte stream:
+ * "KETCHKV1", applied index, etcd index (8 bytes LE each), then every node in key order and
+ * every expiry entry in order, each as key length (4 bytes LE), key, value length, value
+ * (the on-disk encodings of kv/kv_int.h), each table ended by a zero length. Returns 0, the
+ * callback's non-zero value, or an LMDB error. */
+K_MUST_USE int kv_store_dump(struct kv_store *s, kv_dump_cb cb, void *data);
+
 /* Replaces the store in config->dir with the snapshot file at snapshot_path (which is moved
  * there by rename, so it must be on the same file system) and opens it, as kv_store_open.
  * No store may be open on config->dir. The snapshot is checked to be a ketch store first;

@@ -13,76 +13,6 @@ Suite *test_kv_snapshot_suite(void);
 
 enum { ENTRIES = 3000 };
 
-struct workload {
-    Kvpb__KvRequest reqs[ENTRIES];
-    char paths[ENTRIES][32];
-    char values[ENTRIES][300];
-};
-
-static void workload_make(struct workload *w, uint64_t seed)
-{
-    struct k_prng g;
-    k_prng_init(&g, seed);
-    int64_t now = KVT_T0_NS;
-    for (size_t i = 0; i < ENTRIES; i++) {
-        Kvpb__KvRequest *r = &w->reqs[i];
-        kvpb__kv_request__init(r);
-        now += (int64_t)k_prng_below(&g, 300000000);
-        r->time_ns = now;
-        snprintf(w->paths[i], sizeof(w->paths[i]), "/d%llu/k%llu",
-                 (unsigned long long)k_prng_below(&g, 8),
-                 (unsigned long long)k_prng_below(&g, 200));
-        r->path.data = (uint8_t *)w->paths[i];
-        r->path.len = strlen(w->paths[i]);
-        size_t vlen = (size_t)k_prng_below(&g, sizeof(w->values[i]));
-        for (size_t j = 0; j < vlen; j++)
-            w->values[i][j] = (char)('a' + k_prng_below(&g, 26));
-        r->value.data = (uint8_t *)w->values[i];
-        r->value.len = vlen;
-        uint64_t kind = k_prng_below(&g, 10);
-        if (kind < 6) {
-            r->method = KVPB__KV_METHOD__KV_METHOD_PUT;
-            r->has_ttl = k_prng_chance(&g, 300000);
-            r->ttl_s = 1 + k_prng_below(&g, 5);
-        } else if (kind < 8) {
-            r->method = KVPB__KV_METHOD__KV_METHOD_DELETE;
-            r->path.len = k_prng_chance(&g, 100000) ? 3 : r->path.len; /* a whole dir */
-            r->recursive = true;
-        } else if (kind < 9) {
-            r->method = KVPB__KV_METHOD__KV_METHOD_POST;
-        } else {
-            r->method = KVPB__KV_METHOD__KV_METHOD_SYNC;
-        }
-    }
-}
-
-/* Applies the workload in batches: fixed size when batch > 0, else random sizes from seed. */
-static void workload_apply(struct kvt *t, const struct workload *w, size_t batch, uint64_t seed)
-{
-    struct k_prng g;
-    k_prng_init(&g, seed);
-    const Kvpb__KvRequest *ptrs[64];
-    uint64_t idx[64];
-    for (size_t done = 0; done < ENTRIES;) {
-        size_t n = batch > 0 ? batch : 1 + (size_t)k_prng_below(&g, 64);
-        if (n > ENTRIES - done) n = ENTRIES - done;
-        for (size_t i = 0; i < n; i++) {
-            ptrs[i] = &w->reqs[done + i];
-            idx[i] = ++t->raft_index;
-        }
-        struct kv_batch b;
-        ck_assert_int_eq(kv_apply_requests(t->s, ptrs, idx, n, &b), 0);
-        kv_batch_free(&b);
-        done += n;
-    }
-}
-
-static int dump_cb(void *data, const void *bytes, size_t len)
-{
-    kv_buf_append(data, bytes, len);
-    return 0;
-}
-
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -109,17 +39,18 @@ static char *snapshot_bytes(struct kvt *t, size_t *len, uint64_t *applied)
 
 START_TEST(test_same_entries_give_byte_identical_snapshots)
 {
-    struct workload *w = k_xcalloc(1, sizeof(*w));
-    workload_make(w, 5);
+    struct kvt_workload w;
+    kvt_workload_make(&w, ENTRIES, 5);
     struct kvt a;
     struct kvt b;
     struct kvt c;
     kvt_open(&a);
     kvt_open(&b);
     kvt_open(&c);
-    workload_apply(&a, w, 10, 0);
-    workload_apply(&b, w, 10, 0);
-    workload_apply(&c, w, 0, 77); /* same entries, other batch boundaries */
+    ck_assert_int_eq(kvt_workload_apply(a.s, &w, 0, ENTRIES, 10, 0), 0);
+    ck_assert_int_eq(kvt_workload_apply(b.s, &w, 0, ENTRIES, 10, 0), 0);
+    ck_assert_int_eq(kvt_workload_apply(c.s, &w, 0, ENTRIES, 0, 77),
+                     0); /* same entries, other batch boundaries */
     size_t la, lb, lc;
     uint64_t ia, ib, ic;
     char *sa = snapshot_bytes(&a, &la, &ia);
@@ -133,8 +64,8 @@ START_TEST(test_same_entries_give_byte_identical_snapshots)
     /* Other batch boundaries: same logical state (canonical dump), LMDB bytes may differ. */
     struct kv_buf da = { 0 };
     struct kv_buf dc = { 0 };
-    ck_assert_int_eq(kv_store_dump(a.s, dump_cb, &da), 0);
-    ck_assert_int_eq(kv_store_dump(c.s, dump_cb, &dc), 0);
+    ck_assert_int_eq(kv_store_dump(a.s, kvt__dump_cb, &da), 0);
+    ck_assert_int_eq(kv_store_dump(c.s, kvt__dump_cb, &dc), 0);
     ck_assert_uint_gt(da.len, 10000);
     ck_assert_uint_eq(da.len, dc.len);
     ck_assert(memcmp(da.data, dc.data, da.len) == 0);
@@ -146,19 +77,20 @@ START_TEST(test_same_entries_give_byte_identical_snapshots)
     kvt_close(&a);
     kvt_close(&b);
     kvt_close(&c);
-    free(w);
+    kvt_workload_free(&w);
 }
 END_TEST
 
 START_TEST(test_a_restored_snapshot_reads_and_continues_like_the_original)
 {
-    struct workload *w = k_xcalloc(1, sizeof(*w));
-    workload_make(w, 9);
+    struct kvt_workload w;
+    kvt_workload_make(&w, ENTRIES, 9);
     struct kvt a;
     kvt_open(&a);
     kv_watch_hub_free(a.hub); /* the workload is not published: no hub */
     a.hub = NULL;
-    workload_apply(&a, w, 25, 0);
+    ck_assert_int_eq(kvt_workload_apply(a.s, &w, 0, ENTRIES, 25, 0), 0);
+    a.raft_index = ENTRIES;
     char snap[128];
     snprintf(snap, sizeof(snap), "%s/snap", a.dir);
     uint64_t applied, etcd;
@@ -182,14 +114,14 @@ START_TEST(test_a_restored_snapshot_reads_and_continues_like_the_original)
     ck_assert_uint_eq(r_etcd, etcd);
     struct kv_buf da = { 0 };
     struct kv_buf dr = { 0 };
-    ck_assert_int_eq(kv_store_dump(a.s, dump_cb, &da), 0);
-    ck_assert_int_eq(kv_store_dump(r.s, dump_cb, &dr), 0);
+    ck_assert_int_eq(kv_store_dump(a.s, kvt__dump_cb, &da), 0);
+    ck_assert_int_eq(kv_store_dump(r.s, kvt__dump_cb, &dr), 0);
     ck_assert_uint_eq(da.len, dr.len);
     ck_assert(memcmp(da.data, dr.data, da.len) == 0);
     kv_buf_free(&da);
     kv_buf_free(&dr);
     r.raft_index = a.raft_index;
-    r.now_ns = a.now_ns = w->reqs[ENTRIES - 1].time_ns;
+    r.now_ns = a.now_ns = w.reqs[ENTRIES - 1].time_ns;
     ck_assert_str_eq(kvt_req(&r, "GET", "/", "recursive=true"),
                      kvt_req(&a, "GET", "/", "recursive=true"));
     /* Both continue identically. */
@@ -202,7 +134,7 @@ START_TEST(test_a_restored_snapshot_reads_and_continues_like_the_original)
                      kvt_req(&a, "GET", "/", "recursive=true"));
     kvt_close(&a);
     kvt_close(&r);
-    free(w);
+    kvt_workload_free(&w);
 }
 END_TEST
 

@@ -1,4 +1,4 @@
-/* The arena of kv/arena.h: a list of blocks, doubling from 4 KiB up to 1 MiB; requests larger
+/* The arena of kv/arena.h: a list of blocks, doubling from 1 KiB up to 1 MiB; requests larger
  * than a quarter block get a block of their own so small ones do not waste its tail. */
 #include "kv/arena.h"
 
@@ -13,7 +13,7 @@ struct kv_arena_block {
     max_align_t data[]; /* usable bytes follow */
 };
 
-static const size_t ARENA_BLOCK_BYTES_MIN = 4096;
+static const size_t ARENA_BLOCK_BYTES_MIN = 1024;
 static const size_t ARENA_BLOCK_BYTES_MAX = 1 << 20;
 
 void kv_arena_init(struct kv_arena *a)

@@ -374,6 +374,34 @@ START_TEST(test_reset_closes_watchers_and_clears_history)
 }
 END_TEST
 
+START_TEST(test_history_scans_keep_etcds_quirks_for_hidden_keys_and_dir_prefixes)
+{
+    /* Both seen on etcd 3.4.23: a recursive watch from history returns a hidden event that a
+     * live recursive watch never delivers, and a deleted dir /pq matches a watch on /pqrs
+     * (etcd compares the strings, not the components). */
+    struct kvt t;
+    kvt_open(&t);
+    struct seen live = { 0 };
+    struct kv_watcher *wl = watch(&t, "/", true, false, 0, &live, NULL);
+    kvt_req(&t, "PUT", "/_q", "value=1");
+    ck_assert_int_eq(live.calls, 0);
+    struct seen past = { 0 };
+    struct kv_watcher *wp = watch(&t, "/", true, false, 1, &past, NULL);
+    ck_assert_str_eq(drain(wp, &past), "{\"action\":\"set\",\"node\":{\"key\":\"/_q\",\"value\":"
+                                       "\"1\",\"modifiedIndex\":1,\"createdIndex\":1}}\n");
+    kv_watcher_free(wp);
+    kvt_req(&t, "PUT", "/pq", "dir=true");
+    kvt_req(&t, "DELETE", "/pq", "dir=true");
+    wp = watch(&t, "/pqrs", false, false, 3, &past, NULL);
+    ck_assert_int_eq(kv_watcher_state(wp), KV_WATCHER_DONE);
+    ck_assert_ptr_nonnull(
+            strstr(drain(wp, &past), "\"action\":\"delete\",\"node\":{\"key\":\"/pq\""));
+    kv_watcher_free(wp);
+    kv_watcher_free(wl);
+    kvt_close(&t);
+}
+END_TEST
+
 Suite *test_kv_watch_suite(void)
 {
     Suite *s = suite_create("kv_watch");
@@ -389,6 +417,7 @@ Suite *test_kv_watch_suite(void)
     tcase_add_test(tc, test_a_stream_on_a_deleted_key_gets_the_delete_twice_like_etcd);
     tcase_add_test(tc, test_a_watcher_may_free_itself_in_its_callback);
     tcase_add_test(tc, test_reset_closes_watchers_and_clears_history);
+    tcase_add_test(tc, test_history_scans_keep_etcds_quirks_for_hidden_keys_and_dir_prefixes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -8,7 +8,14 @@
  * How the server uses it (kv/ knows nothing of threads): on a worker thread call
  * kv_apply_batch(); hand the whole batch to the loop thread; there call
  * kv_watch_hub_publish(hub, batch.events, batch.event_count), answer each waiting client from
- * batch.results[i] with kv_json_event()/kv_json_error(), then kv_batch_free(). */
+ * batch.results[i] with kv_json_event()/kv_json_error(), then kv_batch_free(). Results carry
+ * the raft index and KvRequest.id to find the waiting client; the HTTP status is
+ * kv_event_http_status() or kv_ecode_http_status(), X-Etcd-Index is result.etcd_index.
+ *
+ * Start-up: open the store, replay the WAL from kv_store_indexes()'s applied index + 1 (entries
+ * at or below it are skipped anyway), then create the hub with the store's etcd index; or
+ * create the hub first and publish the replayed batches too. The hub needs every event after
+ * its starting index, in order. */
 #ifndef KETCH_KV_APPLY_H
 #define KETCH_KV_APPLY_H
 
@@ -25,7 +32,7 @@ struct Kvpb__KvRequest;
 /* One committed entry. data NULL (or len 0) is an entry that carries no request (an empty
  * leader entry, a configuration change): it only advances the applied index. */
 struct kv_entry {
-    uint64_t raft_index; /* > the store's applied index, increasing within a batch */
+    uint64_t raft_index; /* increasing within a batch; at or below the applied index: skipped */
     const uint8_t *data; /* encoded KvRequest; borrowed for the call */
     size_t len;
 };

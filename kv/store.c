@@ -113,6 +113,12 @@ int kv_store_open(const struct kv_store_config *config, struct kv_store **out)
     uint64_t map_bytes = config->map_bytes ? config->map_bytes : KV_MAP_BYTES_DEFAULT;
     rc = env_open(config->dir, flags, map_bytes, &s->env);
     if (rc < 0) goto out_free;
+    /* Node keys are the path plus 2 bytes (kv_int.h); a liblmdb built with a smaller
+     * MDB_MAXKEYSIZE than Debian's 511 cannot hold the longest paths the limits allow. */
+    if ((size_t)mdb_env_get_maxkeysize(s->env) < s->limits.key_bytes_max + 2) {
+        rc = K_ECONFIG;
+        goto out_close;
+    }
     rc = store_init_dbs(s);
     if (rc < 0) goto out_close;
     *out = s;

@@ -48,6 +48,8 @@ struct kv_result {
                              * but NONE and SYNC); a reference owned by the batch */
     uint64_t etcd_index;    /* X-Etcd-Index: the event's index, the error's index, or for a
                              * get the current index */
+    enum kv_action action;  /* the operation the request dispatched to, also when it failed
+                             * (for /v2/stats/store counters); KV_ACTION_EXPIRE for SYNC */
 };
 
 /* Everything one kv_apply_batch produced. Owned by the caller until kv_batch_free(). */
@@ -77,6 +79,11 @@ K_MUST_USE int kv_apply_requests(struct kv_store *s, const struct Kvpb__KvReques
 
 /* Frees the results and drops the batch's event references (the hub keeps its own). */
 void kv_batch_free(struct kv_batch *b);
+
+/* The operation a request dispatches to (spec §4.6, §4.10): set, create, update or
+ * compareAndSwap for PUT, create for POST, delete or compareAndDelete for DELETE, get for GET,
+ * expire for SYNC, none otherwise. */
+enum kv_action kv_request_action(const struct Kvpb__KvRequest *req);
 
 /* Checks a request against the store's limits and path rules before it is proposed, so a
  * request that cannot apply never costs a raft round. Apply runs the same checks. Returns 0

@@ -238,7 +238,7 @@ START_TEST(test_watchers_get_exactly_the_events_etcds_rules_give_them)
         run_seed(strtoull(env, NULL, 10));
         return;
     }
-    for (uint64_t seed = 1; seed <= 12; seed++)
+    for (uint64_t seed = 1; seed <= 8; seed++)
         run_seed(seed);
 }
 END_TEST

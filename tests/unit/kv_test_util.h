@@ -66,7 +66,7 @@ static inline void kvt_open_with(struct kvt *t, const struct kv_limits *limits)
     int rc = kv_store_open(&cfg, &t->s);
     ck_assert_int_eq(rc, 0);
     t->now_ns = KVT_T0_NS;
-    t->hub = kv_watch_hub_new(0, 0);
+    t->hub = kv_watch_hub_new(0, 0, 0);
 }
 
 static inline void kvt_open(struct kvt *t)

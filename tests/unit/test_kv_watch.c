@@ -402,6 +402,34 @@ START_TEST(test_history_scans_keep_etcds_quirks_for_hidden_keys_and_dir_prefixes
 }
 END_TEST
 
+START_TEST(test_history_drops_old_events_early_beyond_its_byte_budget)
+{
+    struct kvt t;
+    kvt_open(&t);
+    kv_watch_hub_free(t.hub);
+    t.hub = kv_watch_hub_new(0, 0, 64 * 1024);
+    static char params[20100];
+    memcpy(params, "value=", 6);
+    memset(params + 6, 'v', 20000);
+    params[20006] = '\0';
+    for (int i = 0; i < 10; i++)
+        kvt_req(&t, "PUT", "/big", params);
+    /* Each event holds ~40 KB (value and prevNode): only the newest one or two fit. */
+    struct kv_watch_opts o = { .key = "/big", .key_len = 4, .wait_index = 5 };
+    struct kv_watcher *w;
+    struct kv_error err;
+    uint64_t idx;
+    ck_assert_int_eq(kv_watch_add(t.hub, &o, seen_cb, NULL, &w, &idx, &err), K_EV2);
+    ck_assert_int_eq(err.ecode, KV_ECODE_EVENT_INDEX_CLEARED);
+    ck_assert_uint_eq(err.index, 10);
+    o.wait_index = 10;
+    ck_assert_int_eq(kv_watch_add(t.hub, &o, seen_cb, NULL, &w, &idx, &err), 0);
+    ck_assert_int_eq(kv_watcher_state(w), KV_WATCHER_DONE);
+    kv_watcher_free(w);
+    kvt_close(&t);
+}
+END_TEST
+
 Suite *test_kv_watch_suite(void)
 {
     Suite *s = suite_create("kv_watch");
@@ -417,6 +445,7 @@ Suite *test_kv_watch_suite(void)
     tcase_add_test(tc, test_a_stream_on_a_deleted_key_gets_the_delete_twice_like_etcd);
     tcase_add_test(tc, test_a_watcher_may_free_itself_in_its_callback);
     tcase_add_test(tc, test_reset_closes_watchers_and_clears_history);
+    tcase_add_test(tc, test_history_drops_old_events_early_beyond_its_byte_budget);
     tcase_add_test(tc, test_history_scans_keep_etcds_quirks_for_hidden_keys_and_dir_prefixes);
     suite_add_tcase(s, tc);
     return s;

@@ -69,7 +69,7 @@ static void crash_round(const struct kvt_workload *w, uint64_t seed)
     ck_assert_int_eq(kv_store_indexes(s, &applied, &etcd), 0);
     ck_assert_uint_ge(applied, kill_after * BATCH); /* every commit the child reported */
     (void)spin;
-    ck_assert_uint_eq(applied % BATCH, 0);          /* batches are atomic */
+    ck_assert_uint_eq(applied % BATCH, 0); /* batches are atomic */
     ck_assert_uint_le(applied, ENTRIES);
     if (getenv("KV_CRASH_DEBUG"))
         fprintf(stderr, "killed after %zu commits: applied %llu\n", kill_after,

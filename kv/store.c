@@ -155,6 +155,39 @@ static int indexes_read(const struct kv_store *s, MDB_txn *txn, uint64_t *applie
     return rc;
 }
 
+int kv_store_next_expiration(struct kv_store *s, bool *has, int64_t *expiration_ns)
+{
+    *has = false;
+    *expiration_ns = 0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != MDB_SUCCESS) return kv__mdb_err(rc);
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(txn, s->dbi_expiry, &cur);
+    int ret = 0;
+    if (rc == MDB_SUCCESS) {
+        MDB_val k;
+        MDB_val v;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (rc == MDB_SUCCESS && k.mv_size == KV__EXPIRY_KEY_BYTES) {
+            uint64_t be = 0;
+            for (int i = 0; i < 8; i++)
+                be = (be << 8) | ((const uint8_t *)k.mv_data)[i];
+            *expiration_ns = (int64_t)(be ^ (1ull << 63));
+            *has = true;
+        } else if (rc == MDB_SUCCESS) {
+            ret = K_ECORRUPT;
+        } else if (rc != MDB_NOTFOUND) {
+            ret = kv__mdb_err(rc);
+        }
+        mdb_cursor_close(cur);
+    } else {
+        ret = kv__mdb_err(rc);
+    }
+    mdb_txn_abort(txn);
+    return ret;
+}
+
 int kv_store_indexes(struct kv_store *s, uint64_t *applied_index, uint64_t *etcd_index)
 {
     MDB_txn *txn;

@@ -70,6 +70,11 @@ K_MUST_USE int kv_store_sync(struct kv_store *s);
  * transaction (read in a fresh read transaction). Return 0 or an LMDB error mapped to -EIO. */
 K_MUST_USE int kv_store_indexes(struct kv_store *s, uint64_t *applied_index, uint64_t *etcd_index);
 
+/* The earliest expiration among the nodes with a TTL (read in a fresh read transaction): lets
+ * the leader skip SYNC proposals while nothing is due (etcd proposes one every 500 ms
+ * regardless). *has is false when no node has a TTL. Returns 0 or an LMDB error. */
+K_MUST_USE int kv_store_next_expiration(struct kv_store *s, bool *has, int64_t *expiration_ns);
+
 /* The limits in force (defaults filled in). */
 const struct kv_limits *kv_store_limits(const struct kv_store *s);
 

@@ -102,6 +102,27 @@ START_TEST(test_foreign_environments_and_bad_limits_are_refused)
 }
 END_TEST
 
+START_TEST(test_next_expiration_names_the_earliest_ttl)
+{
+    struct kvt t;
+    kvt_open(&t);
+    bool has;
+    int64_t at;
+    ck_assert_int_eq(kv_store_next_expiration(t.s, &has, &at), 0);
+    ck_assert(!has);
+    kvt_req(&t, "PUT", "/late", "value=1&ttl=50");
+    kvt_req(&t, "PUT", "/soon", "value=1&ttl=5");
+    kvt_req(&t, "PUT", "/never", "value=1");
+    ck_assert_int_eq(kv_store_next_expiration(t.s, &has, &at), 0);
+    ck_assert(has);
+    ck_assert_int_eq(at, KVT_T0_NS + 5000000000LL);
+    kvt_req(&t, "PUT", "/soon", "value=2&prevExist=true"); /* TTL removed */
+    ck_assert_int_eq(kv_store_next_expiration(t.s, &has, &at), 0);
+    ck_assert_int_eq(at, KVT_T0_NS + 50000000000LL);
+    kvt_close(&t);
+}
+END_TEST
+
 Suite *test_kv_store_suite(void)
 {
     Suite *s = suite_create("kv_store");
@@ -109,6 +130,7 @@ Suite *test_kv_store_suite(void)
     tcase_add_test(tc, test_reopening_keeps_data_and_indexes);
     tcase_add_test(tc, test_a_full_map_fails_the_batch_and_applies_nothing_of_it);
     tcase_add_test(tc, test_foreign_environments_and_bad_limits_are_refused);
+    tcase_add_test(tc, test_next_expiration_names_the_earliest_ttl);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -283,9 +283,11 @@ static inline void kvt_workload_free(struct kvt_workload *w)
 }
 
 /* Applies entries [from, to) of w (raft index = position + 1) in batches: of size batch, or of
- * random sizes drawn from seed when batch is 0. Returns 0 or the first kv_apply error. */
-static inline int kvt_workload_apply(struct kv_store *s, const struct kvt_workload *w, size_t from,
-                                     size_t to, size_t batch, uint64_t seed)
+ * random sizes drawn from seed when batch is 0. Appends every answer to answers and every event
+ * to events unless they are NULL. Returns 0 or the first kv_apply error. */
+static inline int kvt_workload_apply_logged(struct kv_store *s, const struct kvt_workload *w,
+                                            size_t from, size_t to, size_t batch, uint64_t seed,
+                                            struct kv_buf *answers, struct kv_buf *events)
 {
     struct k_prng g;
     k_prng_init(&g, seed);
@@ -301,10 +303,23 @@ static inline int kvt_workload_apply(struct kv_store *s, const struct kvt_worklo
         struct kv_batch b;
         int rc = kv_apply_requests(s, ptrs, idx, n, &b);
         if (rc < 0) return rc;
+        for (size_t i = 0; answers != NULL && i < b.result_count; i++) {
+            char *r = kvt_render(&b.results[i]);
+            kv_buf_append(answers, r, strlen(r));
+            free(r);
+        }
+        for (size_t i = 0; events != NULL && i < b.event_count; i++)
+            kv_json_event(b.events[i], false, events);
         kv_batch_free(&b);
         done += n;
     }
     return 0;
+}
+
+static inline int kvt_workload_apply(struct kv_store *s, const struct kvt_workload *w, size_t from,
+                                     size_t to, size_t batch, uint64_t seed)
+{
+    return kvt_workload_apply_logged(s, w, from, to, batch, seed, NULL, NULL);
 }
 
 static inline int kvt__dump_cb(void *data, const void *bytes, size_t len)

@@ -448,18 +448,42 @@ static int op_post(struct apply_ctx *c, const Kvpb__KvRequest *req, const struct
                        out, err);
 }
 
+enum kv_action kv_request_action(const Kvpb__KvRequest *req)
+{
+    bool cond = req->prev_value.len > 0 || req->prev_index > 0;
+    switch (req->method) {
+    case KVPB__KV_METHOD__KV_METHOD_GET:
+        return KV_ACTION_GET;
+    case KVPB__KV_METHOD__KV_METHOD_PUT:
+        if (req->prev_exist == KVPB__KV_PREV_EXIST__KV_PREV_EXIST_FALSE) return KV_ACTION_CREATE;
+        if (cond) return KV_ACTION_COMPARE_AND_SWAP;
+        if (req->prev_exist == KVPB__KV_PREV_EXIST__KV_PREV_EXIST_TRUE) return KV_ACTION_UPDATE;
+        return KV_ACTION_SET;
+    case KVPB__KV_METHOD__KV_METHOD_POST:
+        return KV_ACTION_CREATE;
+    case KVPB__KV_METHOD__KV_METHOD_DELETE:
+        return cond ? KV_ACTION_COMPARE_AND_DELETE : KV_ACTION_DELETE;
+    case KVPB__KV_METHOD__KV_METHOD_SYNC:
+        return KV_ACTION_EXPIRE;
+    default:
+        return KV_ACTION_NONE;
+    }
+}
+
+/* etcd's applier dispatch of PUT (apply_v2.go Put). */
 static int op_put(struct apply_ctx *c, const Kvpb__KvRequest *req, const struct kv__path *p,
                   struct kv_event **out, struct kv_error *err)
 {
-    bool cond = req->prev_value.len > 0 || req->prev_index > 0;
-    switch (req->prev_exist) {
-    case KVPB__KV_PREV_EXIST__KV_PREV_EXIST_TRUE:
-        return cond ? op_cas(c, req, p, out, err) : op_update(c, req, p, out, err);
-    case KVPB__KV_PREV_EXIST__KV_PREV_EXIST_FALSE:
+    switch (kv_request_action(req)) {
+    case KV_ACTION_CREATE:
         return node_create(c, req, p, KV_ACTION_CREATE, (const char *)req->value.data,
                            req->value.len, out, err);
+    case KV_ACTION_COMPARE_AND_SWAP:
+        return op_cas(c, req, p, out, err);
+    case KV_ACTION_UPDATE:
+        return op_update(c, req, p, out, err);
     default:
-        return cond ? op_cas(c, req, p, out, err) : op_set(c, req, p, out, err);
+        return op_set(c, req, p, out, err);
     }
 }
 
@@ -468,6 +492,7 @@ static int op_put(struct apply_ctx *c, const Kvpb__KvRequest *req, const struct 
 static int apply_one(struct apply_ctx *c, const Kvpb__KvRequest *req, struct kv_result *res)
 {
     res->request_id = req->id;
+    res->action = kv_request_action(req);
     struct kv_event *ev = NULL;
     int rc = 0;
     if (req->method == KVPB__KV_METHOD__KV_METHOD_NONE) return 0;

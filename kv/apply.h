@@ -8,7 +8,14 @@
  * How the server uses it (kv/ knows nothing of threads): on a worker thread call
  * kv_apply_batch(); hand the whole batch to the loop thread; there call
  * kv_watch_hub_publish(hub, batch.events, batch.event_count), answer each waiting client from
- * batch.results[i] with kv_json_event()/kv_json_error(), then kv_batch_free(). */
+ * batch.results[i] with kv_json_event()/kv_json_error(), then kv_batch_free(). Results carry
+ * the raft index and KvRequest.id to find the waiting client; the HTTP status is
+ * kv_event_http_status() or kv_ecode_http_status(), X-Etcd-Index is result.etcd_index.
+ *
+ * Start-up: open the store, replay the WAL from kv_store_indexes()'s applied index + 1 (entries
+ * at or below it are skipped anyway), then create the hub with the store's etcd index; or
+ * create the hub first and publish the replayed batches too. The hub needs every event after
+ * its starting index, in order. */
 #ifndef KETCH_KV_APPLY_H
 #define KETCH_KV_APPLY_H
 
@@ -25,7 +32,7 @@ struct Kvpb__KvRequest;
 /* One committed entry. data NULL (or len 0) is an entry that carries no request (an empty
  * leader entry, a configuration change): it only advances the applied index. */
 struct kv_entry {
-    uint64_t raft_index; /* > the store's applied index, increasing within a batch */
+    uint64_t raft_index; /* increasing within a batch; at or below the applied index: skipped */
     const uint8_t *data; /* encoded KvRequest; borrowed for the call */
     size_t len;
 };
@@ -41,6 +48,8 @@ struct kv_result {
                              * but NONE and SYNC); a reference owned by the batch */
     uint64_t etcd_index;    /* X-Etcd-Index: the event's index, the error's index, or for a
                              * get the current index */
+    enum kv_action action;  /* the operation the request dispatched to, also when it failed
+                             * (for /v2/stats/store counters); KV_ACTION_EXPIRE for SYNC */
 };
 
 /* Everything one kv_apply_batch produced. Owned by the caller until kv_batch_free(). */
@@ -70,6 +79,11 @@ K_MUST_USE int kv_apply_requests(struct kv_store *s, const struct Kvpb__KvReques
 
 /* Frees the results and drops the batch's event references (the hub keeps its own). */
 void kv_batch_free(struct kv_batch *b);
+
+/* The operation a request dispatches to (spec §4.6, §4.10): set, create, update or
+ * compareAndSwap for PUT, create for POST, delete or compareAndDelete for DELETE, get for GET,
+ * expire for SYNC, none otherwise. */
+enum kv_action kv_request_action(const struct Kvpb__KvRequest *req);
 
 /* Checks a request against the store's limits and path rules before it is proposed, so a
  * request that cannot apply never costs a raft round. Apply runs the same checks. Returns 0

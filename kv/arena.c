@@ -1,4 +1,4 @@
-/* The arena of kv/arena.h: a list of blocks, doubling from 4 KiB up to 1 MiB; requests larger
+/* The arena of kv/arena.h: a list of blocks, doubling from 1 KiB up to 1 MiB; requests larger
  * than a quarter block get a block of their own so small ones do not waste its tail. */
 #include "kv/arena.h"
 
@@ -13,7 +13,7 @@ struct kv_arena_block {
     max_align_t data[]; /* usable bytes follow */
 };
 
-static const size_t ARENA_BLOCK_BYTES_MIN = 4096;
+static const size_t ARENA_BLOCK_BYTES_MIN = 1024;
 static const size_t ARENA_BLOCK_BYTES_MAX = 1 << 20;
 
 void kv_arena_init(struct kv_arena *a)
@@ -21,6 +21,7 @@ void kv_arena_init(struct kv_arena *a)
     a->head = NULL;
     a->used = 0;
     a->cap = 0;
+    a->total_bytes = 0;
 }
 
 void kv_arena_deinit(struct kv_arena *a)
@@ -34,9 +35,10 @@ void kv_arena_deinit(struct kv_arena *a)
     kv_arena_init(a);
 }
 
-static struct kv_arena_block *arena_block_new(size_t bytes)
+static struct kv_arena_block *arena_block_new(struct kv_arena *a, size_t bytes)
 {
     struct kv_arena_block *b = k_xmalloc(sizeof(*b) + bytes);
+    a->total_bytes += sizeof(*b) + bytes;
     b->next = NULL;
     return b;
 }
@@ -55,7 +57,7 @@ void *kv_arena_alloc(struct kv_arena *a, size_t size)
     if (next_cap > ARENA_BLOCK_BYTES_MAX) next_cap = ARENA_BLOCK_BYTES_MAX;
     if (need > next_cap / 4) {
         /* A big request gets its own block, linked behind head so head keeps its free tail. */
-        struct kv_arena_block *big = arena_block_new(need);
+        struct kv_arena_block *big = arena_block_new(a, need);
         if (a->head == NULL) {
             a->head = big;
             a->used = need;
@@ -66,7 +68,7 @@ void *kv_arena_alloc(struct kv_arena *a, size_t size)
         }
         return big->data;
     }
-    struct kv_arena_block *b = arena_block_new(next_cap);
+    struct kv_arena_block *b = arena_block_new(a, next_cap);
     b->next = a->head;
     a->head = b;
     a->cap = next_cap;

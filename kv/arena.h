@@ -12,6 +12,7 @@ struct kv_arena {
     struct kv_arena_block *head; /* newest block first; NULL when nothing was allocated */
     size_t used;                 /* bytes used in head */
     size_t cap;                  /* usable bytes in head */
+    size_t total_bytes;          /* bytes of every block: what the arena holds in memory */
 };
 
 /* An empty arena; allocates nothing until the first kv_arena_alloc. */

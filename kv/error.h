@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "base/assert.h"
+
 enum kv_ecode {
     KV_ECODE_NONE = 0,
     KV_ECODE_KEY_NOT_FOUND = 100,
@@ -58,7 +60,7 @@ const char *kv_ecode_message(enum kv_ecode ecode);
 int kv_ecode_http_status(enum kv_ecode ecode);
 
 /* Fills *err (cause formatted printf-style, truncated to fit) and returns K_EV2. */
-int kv_error_set(struct kv_error *err, enum kv_ecode ecode, uint64_t index, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+K_MUST_USE int kv_error_set(struct kv_error *err, enum kv_ecode ecode, uint64_t index,
+                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #endif

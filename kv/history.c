@@ -7,9 +7,11 @@
 #include "base/alloc.h"
 #include "base/err.h"
 
-void kv_history_init(struct kv_history *h, size_t cap, uint64_t etcd_index)
+void kv_history_init(struct kv_history *h, size_t cap, size_t bytes_max, uint64_t etcd_index)
 {
     h->cap = cap == 0 ? KV_HISTORY_EVENTS_MAX_DEFAULT : cap;
+    h->bytes = 0;
+    h->bytes_max = bytes_max == 0 ? KV_HISTORY_BYTES_MAX_DEFAULT : bytes_max;
     h->ring = k_xcalloc(h->cap, sizeof(*h->ring));
     h->front = 0;
     h->count = 0;
@@ -25,17 +27,26 @@ void kv_history_deinit(struct kv_history *h)
     memset(h, 0, sizeof(*h));
 }
 
+static void history_drop_oldest(struct kv_history *h)
+{
+    struct kv_event *old = h->ring[h->front];
+    k_assert(h->bytes >= old->arena.total_bytes);
+    h->bytes -= old->arena.total_bytes;
+    kv_event_unref(old);
+    h->ring[h->front] = NULL;
+    h->front = (h->front + 1) % h->cap;
+    h->count--;
+}
+
 void kv_history_add(struct kv_history *h, struct kv_event *ev)
 {
     k_assert(ev->index == h->last_index + 1); /* every index has exactly one event */
-    if (h->count == h->cap) {
-        kv_event_unref(h->ring[h->front]);
-        h->ring[h->front] = NULL;
-        h->front = (h->front + 1) % h->cap;
-        h->count--;
-    }
+    if (h->count == h->cap) history_drop_oldest(h);
     h->ring[(h->front + h->count) % h->cap] = kv_event_ref(ev);
     h->count++;
+    h->bytes += ev->arena.total_bytes;
+    while (h->count > 1 && h->bytes > h->bytes_max)
+        history_drop_oldest(h);
     h->last_index = ev->index;
     h->start_index = h->ring[h->front]->index;
     k_assert(h->last_index - h->start_index + 1 == h->count);

@@ -16,6 +16,7 @@
 #include "kv/event.h"
 
 #define KV_HISTORY_EVENTS_MAX_DEFAULT 1000
+#define KV_HISTORY_BYTES_MAX_DEFAULT  (256u << 20)
 
 struct kv_history {
     struct kv_event **ring; /* cap slots; references owned by the history */
@@ -24,12 +25,17 @@ struct kv_history {
     size_t count;         /* events held, <= cap */
     uint64_t start_index; /* index of the oldest event; below it history is cleared */
     uint64_t last_index;  /* index of the newest event (or the store index when empty) */
+    size_t bytes;         /* memory the held events use (their arenas) */
+    size_t bytes_max;     /* beyond it the oldest events are dropped early */
 };
 
 /* An empty history for a store whose etcd index is etcd_index: indexes up to etcd_index count
  * as cleared (after a restart or restore, their events are gone), except on a fresh store.
- * cap 0 means KV_HISTORY_EVENTS_MAX_DEFAULT. */
-void kv_history_init(struct kv_history *h, size_t cap, uint64_t etcd_index);
+ * It keeps the last cap events (0: KV_HISTORY_EVENTS_MAX_DEFAULT, etcd's 1000) but drops the
+ * oldest sooner when they hold more than bytes_max of memory (0: KV_HISTORY_BYTES_MAX_DEFAULT):
+ * etcd has no such bound, and 1000 events of 1.5 MiB values and prevNodes would hold 3 GiB.
+ * At least the newest event is always kept. */
+void kv_history_init(struct kv_history *h, size_t cap, size_t bytes_max, uint64_t etcd_index);
 void kv_history_deinit(struct kv_history *h);
 
 /* Appends ev (taking a reference); its index must be last_index + 1. The oldest event is

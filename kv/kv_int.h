@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/assert.h"
 #include "kv/error.h"
 #include "kv/event.h"
 #include "kv/store.h"
@@ -69,8 +70,8 @@ struct kv__rec {
 /* Cleans raw like Go's path.Clean("/" + raw) (etcd does the same in the store). Returns 0, or
  * K_EV2 with 209 when the result is longer than limits->key_bytes_max or deeper than
  * limits->depth_max. */
-int kv__path_clean(const struct kv_limits *limits, const char *raw, size_t raw_len,
-                   struct kv__path *out, struct kv_error *err);
+K_MUST_USE int kv__path_clean(const struct kv_limits *limits, const char *raw, size_t raw_len,
+                              struct kv__path *out, struct kv_error *err);
 /* Length of the prefix of p holding its first n components ("/a/b/c", 2 -> 4). */
 size_t kv__path_prefix_len(const char *p, size_t len, uint32_t n);
 /* Start of the last component (after the last '/'). */
@@ -82,26 +83,26 @@ size_t kv__node_key(uint8_t *out, const char *p, size_t len, uint32_t depth);
 
 /* tree.c: node records in LMDB */
 void kv__rec_encode(uint8_t *out, const struct kv__rec *r); /* KV__RECORD_HEAD_BYTES + value */
-int kv__rec_decode(const MDB_val *v, struct kv__rec *r);    /* 0 or K_ECORRUPT */
+K_MUST_USE int kv__rec_decode(const MDB_val *v, struct kv__rec *r); /* 0 or K_ECORRUPT */
 /* Reads the node at (p, len, depth). Returns 0, K_ENOTFOUND, K_ECORRUPT or -EIO. */
-int kv__tree_get(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len, uint32_t depth,
-                 struct kv__rec *r);
+K_MUST_USE int kv__tree_get(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
+                            uint32_t depth, struct kv__rec *r);
 /* Writes a node record and keeps the expiry index in step with it (old: the record it replaces,
  * NULL if none). Returns 0 or an error mapped from LMDB. */
-int kv__tree_put(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len, uint32_t depth,
-                 const struct kv__rec *r, const struct kv__rec *old);
+K_MUST_USE int kv__tree_put(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
+                            uint32_t depth, const struct kv__rec *r, const struct kv__rec *old);
 /* Whether the dir at (p, depth) has any child (hidden ones count). */
-int kv__tree_has_children(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
-                          uint32_t depth, bool *has);
+K_MUST_USE int kv__tree_has_children(const struct kv_store *s, MDB_txn *txn, const char *p,
+                                     size_t len, uint32_t depth, bool *has);
 /* Iterates the children of dir (p, depth) in key order, calling cb with each child's path and
  * record; stops early when cb returns non-zero (returned). */
 typedef int (*kv__child_cb)(void *data, const char *path, size_t len, const struct kv__rec *r);
-int kv__tree_children(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
-                      uint32_t depth, kv__child_cb cb, void *data);
+K_MUST_USE int kv__tree_children(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
+                                 uint32_t depth, kv__child_cb cb, void *data);
 /* Deletes the node (p, depth) with record r and, for a dir, its whole subtree, with their
  * expiry entries. Appends every removed path to ev's removed list when ev is not NULL. */
-int kv__tree_remove(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
-                    uint32_t depth, const struct kv__rec *r, struct kv_event *ev);
+K_MUST_USE int kv__tree_remove(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
+                               uint32_t depth, const struct kv__rec *r, struct kv_event *ev);
 /* Maps an LMDB return code to ours: MDB_MAP_FULL -> K_ELIMIT, MDB_CORRUPTED and friends ->
  * K_ECORRUPT, errno values -> -errno, others -> -EIO. */
 int kv__mdb_err(int mdb_rc);
@@ -110,8 +111,8 @@ uint64_t kv__get_u64le(const uint8_t *p);
 void kv__put_u64be(uint8_t *p, uint64_t v);
 
 /* meta in store.c */
-int kv__meta_get(const struct kv_store *s, MDB_txn *txn, const char *name, uint64_t *v);
-int kv__meta_put(const struct kv_store *s, MDB_txn *txn, const char *name, uint64_t v);
+K_MUST_USE int kv__meta_get(const struct kv_store *s, MDB_txn *txn, const char *name, uint64_t *v);
+K_MUST_USE int kv__meta_put(const struct kv_store *s, MDB_txn *txn, const char *name, uint64_t v);
 
 /* event.c */
 struct kv_event *kv__event_new(enum kv_action action, uint64_t index);
@@ -125,11 +126,12 @@ void kv__event_add_removed(struct kv_event *ev, const char *p, size_t len);
 void kv__event_drop_removed(struct kv_event *ev);
 
 /* get.c: the read shared by kv_get and GET entries. */
-int kv__read(const struct kv_store *s, MDB_txn *txn, const struct kv__path *path, bool recursive,
-             int64_t now_ns, uint64_t etcd_index, struct kv_event **out, struct kv_error *err);
+K_MUST_USE int kv__read(const struct kv_store *s, MDB_txn *txn, const struct kv__path *path,
+                        bool recursive, int64_t now_ns, uint64_t etcd_index, struct kv_event **out,
+                        struct kv_error *err);
 /* Finds why path cannot be read: the first missing component (100) or the first file on the
  * way (104). Only call when the node itself was not found. Returns K_EV2 (or an I/O error). */
-int kv__walk_error(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
-                   uint32_t depth, uint64_t etcd_index, struct kv_error *err);
+K_MUST_USE int kv__walk_error(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
+                              uint32_t depth, uint64_t etcd_index, struct kv_error *err);
 
 #endif

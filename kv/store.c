@@ -113,6 +113,12 @@ int kv_store_open(const struct kv_store_config *config, struct kv_store **out)
     uint64_t map_bytes = config->map_bytes ? config->map_bytes : KV_MAP_BYTES_DEFAULT;
     rc = env_open(config->dir, flags, map_bytes, &s->env);
     if (rc < 0) goto out_free;
+    /* Node keys are the path plus 2 bytes (kv_int.h); a liblmdb built with a smaller
+     * MDB_MAXKEYSIZE than Debian's 511 cannot hold the longest paths the limits allow. */
+    if ((size_t)mdb_env_get_maxkeysize(s->env) < s->limits.key_bytes_max + 2) {
+        rc = K_ECONFIG;
+        goto out_close;
+    }
     rc = store_init_dbs(s);
     if (rc < 0) goto out_close;
     *out = s;
@@ -147,6 +153,39 @@ static int indexes_read(const struct kv_store *s, MDB_txn *txn, uint64_t *applie
     int rc = kv__meta_get(s, txn, "applied", applied);
     if (rc == 0) rc = kv__meta_get(s, txn, "index", etcd);
     return rc;
+}
+
+int kv_store_next_expiration(struct kv_store *s, bool *has, int64_t *expiration_ns)
+{
+    *has = false;
+    *expiration_ns = 0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != MDB_SUCCESS) return kv__mdb_err(rc);
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(txn, s->dbi_expiry, &cur);
+    int ret = 0;
+    if (rc == MDB_SUCCESS) {
+        MDB_val k;
+        MDB_val v;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (rc == MDB_SUCCESS && k.mv_size == KV__EXPIRY_KEY_BYTES) {
+            uint64_t be = 0;
+            for (int i = 0; i < 8; i++)
+                be = (be << 8) | ((const uint8_t *)k.mv_data)[i];
+            *expiration_ns = (int64_t)(be ^ (1ull << 63));
+            *has = true;
+        } else if (rc == MDB_SUCCESS) {
+            ret = K_ECORRUPT;
+        } else if (rc != MDB_NOTFOUND) {
+            ret = kv__mdb_err(rc);
+        }
+        mdb_cursor_close(cur);
+    } else {
+        ret = kv__mdb_err(rc);
+    }
+    mdb_txn_abort(txn);
+    return ret;
 }
 
 int kv_store_indexes(struct kv_store *s, uint64_t *applied_index, uint64_t *etcd_index)

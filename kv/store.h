@@ -70,6 +70,11 @@ K_MUST_USE int kv_store_sync(struct kv_store *s);
  * transaction (read in a fresh read transaction). Return 0 or an LMDB error mapped to -EIO. */
 K_MUST_USE int kv_store_indexes(struct kv_store *s, uint64_t *applied_index, uint64_t *etcd_index);
 
+/* The earliest expiration among the nodes with a TTL (read in a fresh read transaction): lets
+ * the leader skip SYNC proposals while nothing is due (etcd proposes one every 500 ms
+ * regardless). *has is false when no node has a TTL. Returns 0 or an LMDB error. */
+K_MUST_USE int kv_store_next_expiration(struct kv_store *s, bool *has, int64_t *expiration_ns);
+
 /* The limits in force (defaults filled in). */
 const struct kv_limits *kv_store_limits(const struct kv_store *s);
 
@@ -80,6 +85,23 @@ const struct kv_limits *kv_store_limits(const struct kv_store *s);
  * K_ECORRUPT if the copy cannot be read back. On failure the partial file is removed. */
 K_MUST_USE int kv_store_snapshot(struct kv_store *s, const char *path, uint64_t *applied_index,
                                  uint64_t *etcd_index);
+
+/* Determinism. Two stores that applied the same entries in the same batches produce
+ * byte-identical snapshots (tests/unit/test_kv_snapshot.c). With other batch boundaries the
+ * state is identical but the bytes are not: LMDB copies each page whole, including leftover
+ * bytes in its free space, and page reuse depends on transaction boundaries. Raft members
+ * batch differently, so to compare members' state use kv_store_dump, a canonical encoding of
+ * the logical state that depends only on the entries applied. */
+
+/* Called with consecutive pieces of a dump; returns 0 to go on, anything else to stop. */
+typedef int (*kv_dump_cb)(void *data, const void *bytes, size_t len);
+
+/* Writes the store's logical state in one read transaction as a canonical byte stream:
+ * "KETCHKV1", applied index, etcd index (8 bytes LE each), then every node in key order and
+ * every expiry entry in order, each as key length (4 bytes LE), key, value length, value
+ * (the on-disk encodings of kv/kv_int.h), each table ended by a zero length. Returns 0, the
+ * callback's non-zero value, or an LMDB error. */
+K_MUST_USE int kv_store_dump(struct kv_store *s, kv_dump_cb cb, void *data);
 
 /* Replaces the store in config->dir with the snapshot file at snapshot_path (which is moved
  * there by rename, so it must be on the same file system) and opens it, as kv_store_open.

@@ -200,10 +200,11 @@ static void publish_finish(struct kv_watch_hub *hub)
     hub->zombie_count = 0;
 }
 
-struct kv_watch_hub *kv_watch_hub_new(uint64_t etcd_index, size_t history_cap)
+struct kv_watch_hub *kv_watch_hub_new(uint64_t etcd_index, size_t history_events_max,
+                                      size_t history_bytes_max)
 {
     struct kv_watch_hub *hub = k_xcalloc(1, sizeof(*hub));
-    kv_history_init(&hub->history, history_cap, etcd_index);
+    kv_history_init(&hub->history, history_events_max, history_bytes_max, etcd_index);
     hub->index = etcd_index;
     hub->bucket_count = 64;
     hub->buckets = k_xcalloc(hub->bucket_count, sizeof(*hub->buckets));
@@ -322,8 +323,10 @@ void kv_watch_hub_reset(struct kv_watch_hub *hub, uint64_t etcd_index)
         w->cb(w, w->data);
     }
     publish_finish(hub);
+    size_t events_max = hub->history.cap;
+    size_t bytes_max = hub->history.bytes_max;
     kv_history_deinit(&hub->history);
-    kv_history_init(&hub->history, 0, etcd_index);
+    kv_history_init(&hub->history, events_max, bytes_max, etcd_index);
     hub->index = etcd_index;
 }
 

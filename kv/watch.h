@@ -14,7 +14,7 @@
  * Bounds: a watcher's queue holds at most queue_max events (etcd: 100). When an event finds it
  * full, the watcher is cut off: unregistered, state KV_WATCHER_CUT_OFF, no more events (etcd
  * drops such a stream watcher silently). So a slow stream reader costs at most queue_max event
- * references. The history keeps 1000 events. */
+ * references. The history keeps 1000 events, and at most 256 MiB of them. */
 #ifndef KETCH_KV_WATCH_H
 #define KETCH_KV_WATCH_H
 
@@ -54,9 +54,11 @@ struct kv_watch_opts {
     size_t queue_max;    /* 0 = KV_WATCH_QUEUE_MAX_DEFAULT */
 };
 
-/* A hub for a store whose etcd index is etcd_index (kv_store_indexes); history_cap 0 = 1000.
- * Owned by the caller until kv_watch_hub_free(). */
-struct kv_watch_hub *kv_watch_hub_new(uint64_t etcd_index, size_t history_cap);
+/* A hub for a store whose etcd index is etcd_index (kv_store_indexes). history_events_max and
+ * history_bytes_max bound the history (kv/history.h; 0 = 1000 events, 256 MiB). Owned by the
+ * caller until kv_watch_hub_free(). */
+struct kv_watch_hub *kv_watch_hub_new(uint64_t etcd_index, size_t history_events_max,
+                                      size_t history_bytes_max);
 
 /* Frees the hub. Watchers still registered become KV_WATCHER_CLOSED and are detached; their
  * owners still free them with kv_watcher_free(). NULL is a no-op. */

@@ -15,6 +15,7 @@
 
 #include "base/alloc.h"
 #include "base/err.h"
+#include "base/prng.h"
 #include "kv/apply.h"
 #include "kv/get.h"
 #include "kv/json.h"
@@ -65,7 +66,7 @@ static inline void kvt_open_with(struct kvt *t, const struct kv_limits *limits)
     int rc = kv_store_open(&cfg, &t->s);
     ck_assert_int_eq(rc, 0);
     t->now_ns = KVT_T0_NS;
-    t->hub = kv_watch_hub_new(0, 0);
+    t->hub = kv_watch_hub_new(0, 0, 0);
 }
 
 static inline void kvt_open(struct kvt *t)
@@ -222,6 +223,119 @@ static inline const char *kvt_sync(struct kvt *t)
         kv_json_event(b.events[i], false, &out);
     kv_batch_free(&b);
     return kvt_keep(t, out.data);
+}
+
+/* A reproducible stream of writes over 8 dirs x 200 keys (sets with and without TTLs, deletes
+ * of keys and whole dirs, POSTs, expiry sweeps), for snapshot and crash tests. */
+struct kvt_workload {
+    size_t n;
+    Kvpb__KvRequest *reqs;
+    char (*paths)[32];
+    char (*values)[300];
+};
+
+static inline void kvt_workload_make(struct kvt_workload *w, size_t n, uint64_t seed)
+{
+    w->n = n;
+    w->reqs = k_xcalloc(n, sizeof(*w->reqs));
+    w->paths = k_xcalloc(n, sizeof(*w->paths));
+    w->values = k_xcalloc(n, sizeof(*w->values));
+    struct k_prng g;
+    k_prng_init(&g, seed);
+    int64_t now = KVT_T0_NS;
+    for (size_t i = 0; i < n; i++) {
+        Kvpb__KvRequest *r = &w->reqs[i];
+        kvpb__kv_request__init(r);
+        now += (int64_t)k_prng_below(&g, 300000000);
+        r->time_ns = now;
+        snprintf(w->paths[i], sizeof(w->paths[i]), "/d%llu/k%llu",
+                 (unsigned long long)k_prng_below(&g, 8),
+                 (unsigned long long)k_prng_below(&g, 200));
+        r->path.data = (uint8_t *)w->paths[i];
+        r->path.len = strlen(w->paths[i]);
+        size_t vlen = (size_t)k_prng_below(&g, sizeof(w->values[i]));
+        for (size_t j = 0; j < vlen; j++)
+            w->values[i][j] = (char)('a' + k_prng_below(&g, 26));
+        r->value.data = (uint8_t *)w->values[i];
+        r->value.len = vlen;
+        uint64_t kind = k_prng_below(&g, 10);
+        if (kind < 6) {
+            r->method = KVPB__KV_METHOD__KV_METHOD_PUT;
+            r->has_ttl = k_prng_chance(&g, 300000);
+            r->ttl_s = 1 + k_prng_below(&g, 5);
+        } else if (kind < 8) {
+            r->method = KVPB__KV_METHOD__KV_METHOD_DELETE;
+            r->path.len = k_prng_chance(&g, 100000) ? 3 : r->path.len; /* a whole dir */
+            r->recursive = true;
+        } else if (kind < 9) {
+            r->method = KVPB__KV_METHOD__KV_METHOD_POST;
+        } else {
+            r->method = KVPB__KV_METHOD__KV_METHOD_SYNC;
+        }
+    }
+}
+
+static inline void kvt_workload_free(struct kvt_workload *w)
+{
+    free(w->reqs);
+    free(w->paths);
+    free(w->values);
+}
+
+/* Applies entries [from, to) of w (raft index = position + 1) in batches: of size batch, or of
+ * random sizes drawn from seed when batch is 0. Appends every answer to answers and every event
+ * to events unless they are NULL. Returns 0 or the first kv_apply error. */
+static inline int kvt_workload_apply_logged(struct kv_store *s, const struct kvt_workload *w,
+                                            size_t from, size_t to, size_t batch, uint64_t seed,
+                                            struct kv_buf *answers, struct kv_buf *events)
+{
+    struct k_prng g;
+    k_prng_init(&g, seed);
+    const Kvpb__KvRequest *ptrs[64];
+    uint64_t idx[64];
+    for (size_t done = from; done < to;) {
+        size_t n = batch > 0 ? batch : 1 + (size_t)k_prng_below(&g, 64);
+        if (n > to - done) n = to - done;
+        for (size_t i = 0; i < n; i++) {
+            ptrs[i] = &w->reqs[done + i];
+            idx[i] = done + i + 1;
+        }
+        struct kv_batch b;
+        int rc = kv_apply_requests(s, ptrs, idx, n, &b);
+        if (rc < 0) return rc;
+        for (size_t i = 0; answers != NULL && i < b.result_count; i++) {
+            char *r = kvt_render(&b.results[i]);
+            kv_buf_append(answers, r, strlen(r));
+            free(r);
+        }
+        for (size_t i = 0; events != NULL && i < b.event_count; i++)
+            kv_json_event(b.events[i], false, events);
+        kv_batch_free(&b);
+        done += n;
+    }
+    return 0;
+}
+
+static inline int kvt_workload_apply(struct kv_store *s, const struct kvt_workload *w, size_t from,
+                                     size_t to, size_t batch, uint64_t seed)
+{
+    return kvt_workload_apply_logged(s, w, from, to, batch, seed, NULL, NULL);
+}
+
+static inline int kvt__dump_cb(void *data, const void *bytes, size_t len)
+{
+    kv_buf_append(data, bytes, len);
+    return 0;
+}
+
+/* The canonical dump of s (caller frees with kv_buf_free). */
+static inline struct kv_buf kvt_dump(struct kv_store *s)
+{
+    struct kv_buf b = { 0 };
+    kv_buf_append(&b, "", 0);
+    int rc = kv_store_dump(s, kvt__dump_cb, &b);
+    ck_assert_int_eq(rc, 0);
+    return b;
 }
 
 #endif

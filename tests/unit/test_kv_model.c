@@ -549,6 +549,10 @@ static void run_seed(uint64_t seed, int steps)
                     kv_json_event(b.events[ev_at++], false, &got);
                 }
             } else {
+                /* The dispatched operation is reported, and is what a success did. */
+                ck_assert_int_eq(b.results[i].action, kv_request_action(&reqs[i]));
+                if (b.results[i].event != NULL)
+                    ck_assert_int_eq(b.results[i].event->action, b.results[i].action);
                 char *r = kvt_render(&b.results[i]);
                 kv_buf_append(&got, r, strlen(r));
                 free(r);

@@ -374,6 +374,62 @@ START_TEST(test_reset_closes_watchers_and_clears_history)
 }
 END_TEST
 
+START_TEST(test_history_scans_keep_etcds_quirks_for_hidden_keys_and_dir_prefixes)
+{
+    /* Both seen on etcd 3.4.23: a recursive watch from history returns a hidden event that a
+     * live recursive watch never delivers, and a deleted dir /pq matches a watch on /pqrs
+     * (etcd compares the strings, not the components). */
+    struct kvt t;
+    kvt_open(&t);
+    struct seen live = { 0 };
+    struct kv_watcher *wl = watch(&t, "/", true, false, 0, &live, NULL);
+    kvt_req(&t, "PUT", "/_q", "value=1");
+    ck_assert_int_eq(live.calls, 0);
+    struct seen past = { 0 };
+    struct kv_watcher *wp = watch(&t, "/", true, false, 1, &past, NULL);
+    ck_assert_str_eq(drain(wp, &past), "{\"action\":\"set\",\"node\":{\"key\":\"/_q\",\"value\":"
+                                       "\"1\",\"modifiedIndex\":1,\"createdIndex\":1}}\n");
+    kv_watcher_free(wp);
+    kvt_req(&t, "PUT", "/pq", "dir=true");
+    kvt_req(&t, "DELETE", "/pq", "dir=true");
+    wp = watch(&t, "/pqrs", false, false, 3, &past, NULL);
+    ck_assert_int_eq(kv_watcher_state(wp), KV_WATCHER_DONE);
+    ck_assert_ptr_nonnull(
+            strstr(drain(wp, &past), "\"action\":\"delete\",\"node\":{\"key\":\"/pq\""));
+    kv_watcher_free(wp);
+    kv_watcher_free(wl);
+    kvt_close(&t);
+}
+END_TEST
+
+START_TEST(test_history_drops_old_events_early_beyond_its_byte_budget)
+{
+    struct kvt t;
+    kvt_open(&t);
+    kv_watch_hub_free(t.hub);
+    t.hub = kv_watch_hub_new(0, 0, 64 * 1024);
+    static char params[20100];
+    memcpy(params, "value=", 6);
+    memset(params + 6, 'v', 20000);
+    params[20006] = '\0';
+    for (int i = 0; i < 10; i++)
+        kvt_req(&t, "PUT", "/big", params);
+    /* Each event holds ~40 KB (value and prevNode): only the newest one or two fit. */
+    struct kv_watch_opts o = { .key = "/big", .key_len = 4, .wait_index = 5 };
+    struct kv_watcher *w;
+    struct kv_error err;
+    uint64_t idx;
+    ck_assert_int_eq(kv_watch_add(t.hub, &o, seen_cb, NULL, &w, &idx, &err), K_EV2);
+    ck_assert_int_eq(err.ecode, KV_ECODE_EVENT_INDEX_CLEARED);
+    ck_assert_uint_eq(err.index, 10);
+    o.wait_index = 10;
+    ck_assert_int_eq(kv_watch_add(t.hub, &o, seen_cb, NULL, &w, &idx, &err), 0);
+    ck_assert_int_eq(kv_watcher_state(w), KV_WATCHER_DONE);
+    kv_watcher_free(w);
+    kvt_close(&t);
+}
+END_TEST
+
 Suite *test_kv_watch_suite(void)
 {
     Suite *s = suite_create("kv_watch");
@@ -389,6 +445,8 @@ Suite *test_kv_watch_suite(void)
     tcase_add_test(tc, test_a_stream_on_a_deleted_key_gets_the_delete_twice_like_etcd);
     tcase_add_test(tc, test_a_watcher_may_free_itself_in_its_callback);
     tcase_add_test(tc, test_reset_closes_watchers_and_clears_history);
+    tcase_add_test(tc, test_history_drops_old_events_early_beyond_its_byte_budget);
+    tcase_add_test(tc, test_history_scans_keep_etcds_quirks_for_hidden_keys_and_dir_prefixes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -353,6 +353,19 @@ START_TEST(test_arena_budget_is_a_clean_error)
 }
 END_TEST
 
+START_TEST(test_arena_smaller_than_a_chunk_still_serves_what_fits)
+{
+    struct srv_arena a;
+    srv_arena_init(&a, 1024);
+    void *p = srv_arena_alloc(&a, 100);
+    ck_assert_ptr_nonnull(p);
+    memset(p, 1, 100);
+    ck_assert_ptr_nonnull(srv_arena_alloc(&a, 500));
+    ck_assert_ptr_null(srv_arena_alloc(&a, 1024));
+    srv_arena_deinit(&a);
+}
+END_TEST
+
 Suite *test_http_form_suite(void)
 {
     Suite *s = suite_create("http_form");
@@ -376,6 +389,7 @@ Suite *test_http_form_suite(void)
     tcase_add_test(tc, test_location_escaping_matches_go);
     tcase_add_test(tc, test_request_target_split_like_parse_request_uri);
     tcase_add_test(tc, test_arena_budget_is_a_clean_error);
+    tcase_add_test(tc, test_arena_smaller_than_a_chunk_still_serves_what_fits);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -156,12 +156,21 @@ static void conn_write_raw(struct srv_conn *c, const char *data, size_t len)
     conn_write_list(c, o);
 }
 
+static void conn_update_timer(struct srv_conn *c);
+
+/* Every answer has left and our FIN with it: wait (linger) for the client's FIN. */
 static void conn_shutdown_done(uv_shutdown_t *sh, int status)
 {
     struct srv_conn *c = sh->data;
     free(sh);
     if (c->closing) return;
-    if (status < 0 || c->read_eof) srv__conn_abort(c);
+    c->shutdown_done = true;
+    if (status < 0 || c->read_eof) {
+        srv__conn_abort(c);
+        return;
+    }
+    c->last_progress_ms = conn_now(c);
+    conn_update_timer(c);
 }
 
 /* Our FIN after the last answer; the client's FIN (or the linger timeout) then closes. */
@@ -306,7 +315,6 @@ static void conn_handle_eof(struct srv_conn *c)
 }
 
 static void conn_update_reading(struct srv_conn *c);
-static void conn_update_timer(struct srv_conn *c);
 
 void srv__conn_pump(struct srv_conn *c)
 {
@@ -362,10 +370,11 @@ static void conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0) return;
     if (nread == UV_EOF) {
         c->read_eof = true;
-        if (c->shutting_down) {
+        if (c->shutdown_done) {
             srv__conn_abort(c); /* both sides are done */
             return;
         }
+        if (c->shutting_down) return; /* conn_shutdown_done closes once our bytes are out */
         srv__conn_pump(c);
         return;
     }
@@ -427,8 +436,10 @@ static void conn_update_timer(struct srv_conn *c)
 {
     const struct srv_http_config *cfg = conn_config(c);
     uint64_t deadline = UINT64_MAX;
-    if (c->shutting_down) {
+    if (c->shutdown_done) {
         deadline = c->last_progress_ms + cfg->linger_ms;
+    } else if (c->shutting_down) {
+        deadline = c->last_progress_ms + cfg->write_timeout_ms; /* last answers still leaving */
     } else {
         if (c->write_bytes > 0)
             deadline = min_u64(deadline, c->last_progress_ms + cfg->write_timeout_ms);

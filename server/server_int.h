@@ -57,7 +57,8 @@ struct srv_conn {
     bool parse_dead;           /* parser failed or stopped: no more requests */
     bool read_eof;             /* the client sent FIN */
     bool closing;              /* handles closing or closed */
-    bool shutting_down;        /* FIN sent (or being sent); draining input */
+    bool shutting_down;        /* FIN requested after the last answer; input is dropped */
+    bool shutdown_done;        /* ... and sent: lingering for the client's FIN */
     bool pumping;              /* srv__conn_pump is on the stack */
     bool pump_again;
     bool continue_sent; /* "100 Continue" went out for the request being read */

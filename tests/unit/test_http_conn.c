@@ -666,6 +666,94 @@ START_TEST(test_pipelined_requests_before_fin_are_still_answered)
 }
 END_TEST
 
+START_TEST(test_stalled_body_is_cut_off_by_body_timeout)
+{
+    config.body_timeout_ms = 100;
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "PUT /k HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+    uint64_t start = now_ms();
+    run_until(has_eof, &c);
+    ck_assert_uint_ge(now_ms() - start, 50);
+    ck_assert_int_eq(handled_count, 0);
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_reader_that_stalls_is_dropped_after_the_write_timeout)
+{
+    config.write_timeout_ms = 200;
+    config.write_queue_bytes_max = 256u << 20;
+    mode = MODE_HOLD;
+    start_server();
+    struct client c;
+    client_open(&c);
+    int small = 4096;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    client_sends(&c, "GET /w?wait=true&stream=true HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_handled(1);
+    srv_stream_begin(held[0], 200, NULL, 0);
+    static char chunk[1 << 20];
+    memset(chunk, 'e', sizeof(chunk));
+    for (int i = 0; i < 16; i++) {
+        ck_assert_int_eq(srv_stream_chunk(held[0], chunk, sizeof(chunk)), 0);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    int one = 1;
+    run_until(gone_at_least, &one); /* the client never reads: dropped, watcher freed */
+    srv_stream_end(held[0]);
+    held[0] = NULL;
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_stream_behind_a_pending_request_waits_for_its_turn)
+{
+    config.pipeline_depth = 2;
+    mode = MODE_HOLD;
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /w?wait=true&stream=true HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_handled(2);
+    srv_stream_begin(held[1], 200, NULL, 0);
+    ck_assert_int_eq(srv_stream_chunk(held[1], "event-1", 7), 0);
+    for (int i = 0; i < 20; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    client_poll(&c);
+    ck_assert_uint_eq(c.len, 0);
+    srv_respond(held[0], 200, NULL, 0, "slow-done", 9);
+    held[0] = NULL;
+    wait_text(&c, "event-1");
+    ck_assert(strstr(c.buf, "slow-done") < strstr(c.buf, "event-1"));
+    ck_assert_int_eq(srv_stream_chunk(held[1], "event-2", 7), 0);
+    wait_text(&c, "event-2");
+    srv_stream_end(held[1]);
+    held[1] = NULL;
+    wait_text(&c, "\r\n0\r\n\r\n");
+    client_close(&c);
+}
+END_TEST
+
+START_TEST(test_close_requested_by_client_is_answered_then_closed)
+{
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                     "GET /never HTTP/1.1\r\nHost: x\r\n\r\n");
+    shutdown(c.fd, SHUT_WR);
+    run_until(has_eof, &c);
+    ck_assert_ptr_nonnull(strstr(c.buf, "Connection: close\r\n")); /* observed on etcd */
+    ck_assert_ptr_nonnull(strstr(c.buf, "GET /a"));
+    ck_assert_ptr_null(strstr(c.buf, "/never"));
+    ck_assert_int_eq(handled_count, 1);
+    client_close(&c);
+}
+END_TEST
+
 Suite *test_http_conn_suite(void)
 {
     Suite *s = suite_create("http_conn");
@@ -691,6 +779,10 @@ Suite *test_http_conn_suite(void)
     tcase_add_test(tc, test_connections_over_the_limit_are_closed_at_once);
     tcase_add_test(tc, test_answer_after_server_close_is_safe);
     tcase_add_test(tc, test_pipelined_requests_before_fin_are_still_answered);
+    tcase_add_test(tc, test_stalled_body_is_cut_off_by_body_timeout);
+    tcase_add_test(tc, test_reader_that_stalls_is_dropped_after_the_write_timeout);
+    tcase_add_test(tc, test_stream_behind_a_pending_request_waits_for_its_turn);
+    tcase_add_test(tc, test_close_requested_by_client_is_answered_then_closed);
     suite_add_tcase(s, tc);
     return s;
 }

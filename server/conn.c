@@ -237,7 +237,9 @@ static void conn_enqueue_error(struct srv_conn *c, const struct srv_http_error *
     req->close_after = true;
     req->state = SRV__REQ_FINISHED;
     if (srv__out_append(req, buf, n, NULL, 0, NULL, 0) < 0) {
+        srv__request_free(req);
         srv__conn_abort(c);
+        return;
     }
     conn_enqueue(c, req);
 }

@@ -114,7 +114,8 @@ void srv_request_close_after(struct srv_request *req);
 /* Finishes req with a complete response: status line, headers (borrowed for the call, sent
  * in the order given; the server adds Date, Content-Length and Connection as needed), and
  * body[0..body_len) (borrowed for the call; copied). A HEAD request gets the headers and the
- * Content-Length of the body but no body; 1xx/204/304 get neither. req is gone on return.
+ * Content-Length of the body (none if body_len is 0, as Go does) but no body; 1xx/204/304
+ * get neither. req is gone on return.
  * Never fails from the handler's view: if the connection is gone or memory runs short, the
  * response is dropped along with the connection. */
 void srv_respond(struct srv_request *req, int status, const struct srv_header *headers,

@@ -138,6 +138,9 @@ void srv_respond(struct srv_request *req, int status, const struct srv_header *h
             .body_len = body_len,
             .connection = request_connection_header(req),
         };
+        /* Go gives a HEAD the Content-Length of what the handler wrote, and none if it wrote
+         * nothing (observed: etcd's HEAD of a key vs. its HEAD redirect). */
+        if (req->msg->method_id == HTTP_HEAD && body_len == 0) spec.framing = SRV_FRAMING_NONE;
         bool with_body = request_wants_body(req, status);
         request_emit_head(req, &spec, with_body ? body : NULL, with_body ? body_len : 0);
     }
@@ -166,7 +169,7 @@ void srv_stream_begin(struct srv_request *req, int status, const struct srv_head
         .headers = headers,
         .header_count = header_count,
         .date_line = srv__server_date_line(req->conn->server),
-        .framing = req->raw_stream ? SRV_FRAMING_CLOSE : SRV_FRAMING_CHUNKED,
+        .framing = req->raw_stream ? SRV_FRAMING_NONE : SRV_FRAMING_CHUNKED,
         .connection = conn_header,
     };
     request_emit_head(req, &spec, NULL, 0);

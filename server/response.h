@@ -34,7 +34,7 @@ void srv_date_line(time_t t, char *out);
 enum srv_framing {
     SRV_FRAMING_LENGTH,  /* Content-Length: body_len (left out for 1xx/204/304) */
     SRV_FRAMING_CHUNKED, /* Transfer-Encoding: chunked */
-    SRV_FRAMING_CLOSE,   /* neither: the body ends when the connection closes (HTTP/1.0) */
+    SRV_FRAMING_NONE, /* neither header: a HEAD of nothing, or an HTTP/1.0 stream ended by close */
 };
 
 enum srv_connection_header {

@@ -18,14 +18,16 @@
 
 #include "base/err.h"
 #include "server/http_server.h"
+#include "server/redirect.h"
 
 Suite *test_http_conn_suite(void);
 
 enum { WAIT_MS = 5000, HELD_MAX = 64, READ_BYTES = 1 << 20 };
 
 enum handler_mode {
-    MODE_ECHO, /* answer at once: 200, body "<method> <path> <body>" */
-    MODE_HOLD, /* keep the request for the test to answer */
+    MODE_ECHO,  /* answer at once: 200, body "<method> <path> <body>" */
+    MODE_HOLD,  /* keep the request for the test to answer */
+    MODE_ROUTE, /* like etcd's mux: 301 for an unclean path, else echo */
 };
 
 static uv_loop_t loop;
@@ -59,6 +61,16 @@ static void handler(struct srv_request *req, void *data)
     if (mode == MODE_HOLD) {
         ck_assert_int_lt(held_count, HELD_MAX);
         held[held_count++] = req;
+        return;
+    }
+    static const struct srv_header cors[] = {
+        { "Access-Control-Allow-Headers", "accept, content-type, authorization" },
+        { "Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE" },
+        { "Access-Control-Allow-Origin", "*" },
+    };
+    const char *location;
+    if (mode == MODE_ROUTE && srv_redirect_location(req, &location) == 1) {
+        srv_respond_moved(req, location, cors, 3);
         return;
     }
     const struct srv_http_request *m = srv_request_msg(req);
@@ -754,6 +766,90 @@ START_TEST(test_close_requested_by_client_is_answered_then_closed)
 }
 END_TEST
 
+struct wait_bytes {
+    struct client *c;
+    size_t n;
+};
+
+static bool has_bytes(void *arg)
+{
+    struct wait_bytes *w = arg;
+    client_poll(w->c);
+    return w->c->len >= w->n;
+}
+
+/* The bytes etcd 3.4.23 sent for these requests (Date removed), spec §1.5. */
+START_TEST(test_unclean_path_gets_go_redirect_byte_for_byte)
+{
+    mode = MODE_ROUTE;
+    start_server();
+    struct client c;
+    client_open(&c);
+    static const char *cases[][2] = {
+        { "GET /v2/keys//a/../b?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+          "HTTP/1.1 301 Moved Permanently\r\n"
+          "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
+          "Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n"
+          "Access-Control-Allow-Origin: *\r\n"
+          "Content-Type: text/html; charset=utf-8\r\n"
+          "Location: /v2/keys/b?x=1\r\n"
+          "Content-Length: 49\r\n\r\n"
+          "<a href=\"/v2/keys/b?x=1\">Moved Permanently</a>.\n\n" },
+        { "PUT /v2/keys/a%2F%2Fb HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+          "HTTP/1.1 301 Moved Permanently\r\n"
+          "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
+          "Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n"
+          "Access-Control-Allow-Origin: *\r\n"
+          "Location: /v2/keys/a/b\r\n"
+          "Content-Length: 0\r\n\r\n" },
+        { "HEAD /v2/keys//a?x=%C3%A9&y=<> HTTP/1.1\r\nHost: x\r\n\r\n",
+          "HTTP/1.1 301 Moved Permanently\r\n"
+          "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
+          "Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n"
+          "Access-Control-Allow-Origin: *\r\n"
+          "Content-Type: text/html; charset=utf-8\r\n"
+          "Location: /v2/keys/a?x=%C3%A9&y=<>\r\n\r\n" },
+        { "GET /v2/keys//a?x=\xc3\xa9&y=<\"> HTTP/1.1\r\nHost: x\r\n\r\n",
+          "HTTP/1.1 301 Moved Permanently\r\n"
+          "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
+          "Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n"
+          "Access-Control-Allow-Origin: *\r\n"
+          "Content-Type: text/html; charset=utf-8\r\n"
+          "Location: /v2/keys/a?x=%c3%a9&y=<\">\r\n"
+          "Content-Length: 70\r\n\r\n"
+          "<a href=\"/v2/keys/a?x=\xc3\xa9&amp;y=&lt;&#34;&gt;\">Moved Permanently</a>.\n\n" },
+        { "GET /v2/keys/a%2F%2Fb%3F%20(x)*!/ HTTP/1.1\r\nHost: x\r\n\r\n",
+          "HTTP/1.1 301 Moved Permanently\r\n"
+          "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
+          "Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n"
+          "Access-Control-Allow-Origin: *\r\n"
+          "Content-Type: text/html; charset=utf-8\r\n"
+          "Location: /v2/keys/a/b%3F%20%28x%29%2A%21/\r\n"
+          "Content-Length: 67\r\n\r\n"
+          "<a href=\"/v2/keys/a/b%3F%20%28x%29%2A%21/\">Moved Permanently</a>.\n\n" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        c.len = 0;
+        c.buf[0] = '\0';
+        client_sends(&c, cases[i][0]);
+        const char *want = cases[i][1];
+        struct wait_bytes w = { &c, strlen(want) + 37 }; /* the Date line is 37 bytes */
+        run_until(has_bytes, &w);
+        /* drop the Date line, which carries the clock */
+        char *date = strstr(c.buf, "Date: ");
+        ck_assert_ptr_nonnull(date);
+        char *eol = strstr(date, "\r\n");
+        memmove(date, eol + 2, strlen(eol + 2) + 1);
+        ck_assert_str_eq(c.buf, want);
+    }
+    c.len = 0;
+    c.buf[0] = '\0';
+    client_sends(&c, "GET /v2/keys/clean/ HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_text(&c, "GET /v2/keys/clean/"); /* one trailing slash is clean */
+    client_close(&c);
+}
+END_TEST
+
 Suite *test_http_conn_suite(void)
 {
     Suite *s = suite_create("http_conn");
@@ -783,6 +879,7 @@ Suite *test_http_conn_suite(void)
     tcase_add_test(tc, test_reader_that_stalls_is_dropped_after_the_write_timeout);
     tcase_add_test(tc, test_stream_behind_a_pending_request_waits_for_its_turn);
     tcase_add_test(tc, test_close_requested_by_client_is_answered_then_closed);
+    tcase_add_test(tc, test_unclean_path_gets_go_redirect_byte_for_byte);
     suite_add_tcase(s, tc);
     return s;
 }

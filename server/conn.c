@@ -218,6 +218,7 @@ static void conn_flush(struct srv_conn *c)
 
 static void conn_enqueue(struct srv_conn *c, struct srv_request *req)
 {
+    c->pump_again = true; /* it may already have bytes to write (the server's own answers) */
     req->queued = true;
     if (c->q_last == NULL) {
         c->q_first = req;

@@ -521,6 +521,46 @@ START_TEST(test_malformed_request_gets_400_and_close_after_earlier_answers)
 }
 END_TEST
 
+/* Go's answers to requests it cannot parse (observed on etcd 3.4.23, Date removed). */
+START_TEST(test_unparsable_first_requests_get_go_plain_text_answers)
+{
+    start_server();
+    static const char *cases[][2] = {
+        { "GET /v2/keys/foo HTTP/1.1\r\n\r\n",
+          "HTTP/1.1 400 Bad Request: missing required Host header\r\n"
+          "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+          "400 Bad Request: missing required Host header" },
+        { "GET /v2/keys/foo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+          "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+          "Connection: close\r\n\r\n400 Bad Request" },
+        { "GET /v2/keys/foo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+          "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\n"
+          "Connection: close\r\n\r\nUnsupported transfer encoding" },
+        { "GET /v2/keys/foo HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+          "HTTP/1.1 400 Bad Request: invalid header name\r\n"
+          "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+          "400 Bad Request: invalid header name" },
+        { "GET /v2/keys/foo HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n",
+          "HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\n"
+          "Content-Length: 0\r\n\r\n" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct client c;
+        client_open(&c);
+        client_sends(&c, cases[i][0]);
+        run_until(has_eof, &c);
+        char *date = strstr(c.buf, "Date: ");
+        if (date != NULL) {
+            char *eol = strstr(date, "\r\n");
+            memmove(date, eol + 2, strlen(eol + 2) + 1);
+        }
+        ck_assert_str_eq(c.buf, cases[i][1]);
+        client_close(&c);
+    }
+    ck_assert_int_eq(handled_count, 0);
+}
+END_TEST
+
 START_TEST(test_http10_response_echoes_version_and_closes)
 {
     start_server();
@@ -867,6 +907,7 @@ Suite *test_http_conn_suite(void)
     tcase_add_test(tc, test_thousand_idle_connections_are_accepted_and_closed_cleanly);
     tcase_add_test(tc, test_body_over_limit_reaches_handler_flagged_and_connection_closes);
     tcase_add_test(tc, test_malformed_request_gets_400_and_close_after_earlier_answers);
+    tcase_add_test(tc, test_unparsable_first_requests_get_go_plain_text_answers);
     tcase_add_test(tc, test_http10_response_echoes_version_and_closes);
     tcase_add_test(tc, test_http10_stream_is_raw_and_closes_at_end);
     tcase_add_test(tc, test_expect_100_continue_gets_interim_response_before_body);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/prng.h"
 #include "server/http_server.h"
 #include "server/redirect.h"
 
@@ -890,6 +891,100 @@ START_TEST(test_unclean_path_gets_go_redirect_byte_for_byte)
 }
 END_TEST
 
+/* One seeded run: a pipeline of requests sent in random pieces, answered by the handler in a
+ * random order at a random pipeline depth; the answers must come back whole and in order. */
+static void pipeline_run(uint64_t seed)
+{
+    struct k_prng prng;
+    k_prng_init(&prng, seed);
+    enum { N = 24 };
+    static char stream[N * 128];
+    size_t len = 0;
+    for (int i = 0; i < N; i++) {
+        if (k_prng_chance(&prng, 300000)) {
+            len += (size_t)sprintf(stream + len,
+                                   "PUT /r%d HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nb%04d",
+                                   i, i);
+        } else if (k_prng_chance(&prng, 300000)) {
+            len += (size_t)sprintf(
+                    stream + len,
+                    "POST /r%d HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "2\r\nab\r\n0\r\n\r\n",
+                    i);
+        } else {
+            len += (size_t)sprintf(stream + len, "GET /r%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+        }
+    }
+    struct client c;
+    client_open(&c);
+    size_t sent = 0;
+    int answered = 0;
+    bool done[HELD_MAX] = { false };
+    uint64_t start = now_ms();
+    while (answered < N) {
+        ck_assert_msg(now_ms() - start < WAIT_MS, "seed %llu stuck (replay: KETCH_SEED=%llu)",
+                      (unsigned long long)seed, (unsigned long long)seed);
+        uint64_t action = k_prng_below(&prng, 3);
+        if (action == 0 && sent < len) {
+            size_t piece = 1 + (size_t)k_prng_below(&prng, 64);
+            if (piece > len - sent) piece = len - sent;
+            client_send(&c, stream + sent, piece);
+            sent += piece;
+        } else if (action == 1 && held_count > answered) {
+            /* answer a random one of the requests the handler holds */
+            int open[HELD_MAX];
+            int n = 0;
+            for (int i = 0; i < held_count; i++) {
+                if (!done[i]) open[n++] = i;
+            }
+            int pick = open[k_prng_below(&prng, (uint64_t)n)];
+            char body[16];
+            int bl = snprintf(body, sizeof(body), "ans%s", srv_request_msg(held[pick])->path.ptr);
+            srv_respond(held[pick], 200, NULL, 0, body, (size_t)bl);
+            held[pick] = NULL;
+            done[pick] = true;
+            answered++;
+        } else {
+            uv_run(&loop, UV_RUN_NOWAIT);
+        }
+        client_poll(&c);
+    }
+    char last[32];
+    snprintf(last, sizeof(last), "ans/r%d", N - 1);
+    wait_text(&c, last);
+    const char *p = c.buf;
+    for (int i = 0; i < N; i++) {
+        char want[16];
+        snprintf(want, sizeof(want), "ans/r%d", i);
+        const char *at = strstr(p, want);
+        ck_assert_msg(at != NULL, "seed %llu: answer %d missing or out of order",
+                      (unsigned long long)seed, i);
+        p = at + strlen(want);
+    }
+    ck_assert_int_eq(count(c.buf, "HTTP/1.1 200 OK"), N);
+    client_close(&c);
+}
+
+START_TEST(test_random_pipelines_are_answered_whole_and_in_order)
+{
+    const char *env = getenv("KETCH_SEED");
+    static const uint64_t seeds[] = { 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233 };
+    size_t runs = env != NULL ? 1 : sizeof(seeds) / sizeof(seeds[0]);
+    for (size_t r = 0; r < runs; r++) {
+        uint64_t seed = env != NULL ? strtoull(env, NULL, 10) : seeds[r];
+        setup();
+        config.pipeline_depth = 1 + (size_t)(k_prng_mix(seed) % 4);
+        mode = MODE_HOLD;
+        start_server();
+        pipeline_run(seed);
+        teardown();
+    }
+    setup();
+    k_assert(uv_loop_init(&loop) == 0); /* the fixture's teardown closes one loop */
+    uv_timer_init(&loop, &tick);
+}
+END_TEST
+
 Suite *test_http_conn_suite(void)
 {
     Suite *s = suite_create("http_conn");
@@ -921,6 +1016,7 @@ Suite *test_http_conn_suite(void)
     tcase_add_test(tc, test_stream_behind_a_pending_request_waits_for_its_turn);
     tcase_add_test(tc, test_close_requested_by_client_is_answered_then_closed);
     tcase_add_test(tc, test_unclean_path_gets_go_redirect_byte_for_byte);
+    tcase_add_test(tc, test_random_pipelines_are_answered_whole_and_in_order);
     suite_add_tcase(s, tc);
     return s;
 }

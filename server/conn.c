@@ -3,6 +3,7 @@
  * request order, and enforces the timeouts and bounds of http_server.h. All transitions go
  * through srv__conn_pump, which is not re-entered: a handler answering from inside the
  * handler call only asks for another round. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,7 +97,7 @@ static void conn_write_done(uv_write_t *w, int status)
     struct srv__out *o = cw->list;
     while (o != NULL) {
         struct srv__out *next = o->next;
-        free(o);
+        srv__out_free(o);
         o = next;
     }
     k_assert(c->write_bytes >= cw->bytes);
@@ -128,8 +129,10 @@ static void conn_write_list(struct srv_conn *c, struct srv__out *list)
     cw->bytes = bytes;
     cw->nbufs = n;
     size_t i = 0;
-    for (struct srv__out *o = list; o != NULL; o = o->next)
-        cw->bufs[i++] = uv_buf_init(o->data, (unsigned)o->len);
+    for (struct srv__out *o = list; o != NULL; o = o->next) {
+        k_assert(o->len <= UINT32_MAX); /* one uv_buf_t each */
+        cw->bufs[i++] = uv_buf_init(o->ext != NULL ? o->ext : o->data, (unsigned)o->len);
+    }
     if (c->write_bytes == 0) c->last_progress_ms = conn_now(c);
     c->write_bytes += bytes;
     int rc = uv_write(&cw->req, (uv_stream_t *)&c->tcp, cw->bufs, (unsigned)n, conn_write_done);
@@ -139,7 +142,7 @@ static void conn_write_list(struct srv_conn *c, struct srv__out *list)
         cw->list = NULL;
         for (struct srv__out *o = list; o != NULL;) {
             struct srv__out *next = o->next;
-            free(o);
+            srv__out_free(o);
             o = next;
         }
         free(cw);
@@ -151,6 +154,7 @@ static void conn_write_raw(struct srv_conn *c, const char *data, size_t len)
 {
     struct srv__out *o = k_xmalloc(sizeof(*o) + len); /* small, fixed answers only */
     o->next = NULL;
+    o->ext = NULL;
     o->len = len;
     memcpy(o->data, data, len);
     conn_write_list(c, o);

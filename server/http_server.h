@@ -121,6 +121,12 @@ void srv_request_close_after(struct srv_request *req);
 void srv_respond(struct srv_request *req, int status, const struct srv_header *headers,
                  size_t header_count, const char *body, size_t body_len);
 
+/* As srv_respond, but takes body (from malloc) instead of copying it: the server frees it
+ * once written, or at once if it is not sent (gone client, HEAD, 204...). For large bodies
+ * such as a serialized 10 MiB value. body may be NULL when body_len is 0. */
+void srv_respond_take(struct srv_request *req, int status, const struct srv_header *headers,
+                      size_t header_count, char *body, size_t body_len);
+
 /* Starts a streamed response: the head goes out at once (after the responses before it),
  * with Transfer-Encoding: chunked for HTTP/1.1; for HTTP/1.0 the body is sent raw and the
  * connection closes at the end. Headers are borrowed for the call. */

@@ -12,7 +12,8 @@
 struct srv__out {
     struct srv__out *next;
     size_t len;
-    char data[];
+    char *ext;   /* if not NULL: the bytes, malloc'd and owned (srv_respond_take) */
+    char data[]; /* else: the bytes, inline */
 };
 
 enum srv__req_state {
@@ -96,6 +97,7 @@ void srv__conn_unref(struct srv_conn *c);
 struct srv_request *srv__request_new(struct srv_conn *c, struct srv_http_request *msg);
 void srv__request_free(struct srv_request *req);
 void srv__request_mark_gone(struct srv_request *req);
+void srv__out_free(struct srv__out *o);
 int srv__out_append(struct srv_request *req, const char *a, size_t alen, const char *b, size_t blen,
                     const char *c, size_t clen);
 

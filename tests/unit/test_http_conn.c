@@ -749,8 +749,11 @@ START_TEST(test_reader_that_stalls_is_dropped_after_the_write_timeout)
     srv_stream_begin(held[0], 200, NULL, 0);
     static char chunk[1 << 20];
     memset(chunk, 'e', sizeof(chunk));
-    for (int i = 0; i < 16; i++) {
-        ck_assert_int_eq(srv_stream_chunk(held[0], chunk, sizeof(chunk)), 0);
+    /* The timeout may fire while these are still being queued (a slow, loaded machine):
+     * then a chunk is refused, which is the outcome under test as well. */
+    for (int i = 0; i < 16 && !srv_request_is_gone(held[0]); i++) {
+        int rc = srv_stream_chunk(held[0], chunk, sizeof(chunk));
+        ck_assert(rc == 0 || rc == K_ESTOPPED);
         uv_run(&loop, UV_RUN_NOWAIT);
     }
     int one = 1;

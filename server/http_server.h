@@ -111,8 +111,9 @@ bool srv_request_is_gone(const struct srv_request *req);
 /* Asks that the connection be closed after this request's response. */
 void srv_request_close_after(struct srv_request *req);
 
-/* Finishes req with a complete response: status line, headers (borrowed for the call, sent
- * in the order given; the server adds Date, Content-Length and Connection as needed), and
+/* Finishes req with a complete response: status line, headers (borrowed for the call; sent
+ * sorted and canonicalised as Go does, see struct srv_header; the server adds Date,
+ * Content-Length and Connection as needed), and
  * body[0..body_len) (borrowed for the call; copied). A HEAD request gets the headers and the
  * Content-Length of the body (none if body_len is 0, as Go does) but no body; 1xx/204/304
  * get neither. req is gone on return.

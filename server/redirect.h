@@ -13,8 +13,8 @@
  * K_ELIMIT when req's arena budget is spent. */
 K_MUST_USE int srv_redirect_location(struct srv_request *req, const char **location);
 
-/* Finishes req with Go's 301: extra headers (borrowed; must sort before "Content-Type", as
- * the CORS headers do, since Go sorts header names), Content-Type text/html for GET and HEAD,
+/* Finishes req with Go's 301: extra headers (borrowed, e.g. the CORS ones), Content-Type
+ * text/html for GET and HEAD,
  * Location (non-ASCII bytes hex-escaped), and for GET the body
  * `<a href="<location, HTML-escaped>">Moved Permanently</a>.\n\n`. */
 void srv_respond_moved(struct srv_request *req, const char *location,

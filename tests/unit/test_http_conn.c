@@ -1019,6 +1019,53 @@ START_TEST(test_taken_body_is_sent_without_a_copy_and_freed)
 }
 END_TEST
 
+START_TEST(test_headers_go_out_canonical_and_sorted_like_etcds)
+{
+    mode = MODE_HOLD;
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "PUT /v2/keys/foo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    wait_handled(1);
+    struct srv_header h[] = {
+        { "X-Raft-Term", "2" },
+        { "X-Etcd-Cluster-ID", "cdf818194e3a8c32" },
+        { "content-type", "application/json" },
+        { "X-Raft-Index", "5" },
+        { "Access-Control-Allow-Origin", "*" },
+        { "X-Etcd-Index", "4" },
+        { "Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE" },
+        { "Access-Control-Allow-Headers", "accept, content-type, authorization" },
+        { "Bad Name", "dropped" },
+        { "X-Evil", "a\r\nInjected: 1" },
+    };
+    const char body[] = "{\"action\":\"set\",\"node\":{\"key\":\"/foo\",\"value\":\"bar\","
+                        "\"modifiedIndex\":4,\"createdIndex\":4}}\n";
+    srv_respond(held[0], 201, h, sizeof(h) / sizeof(h[0]), body, sizeof(body) - 1);
+    held[0] = NULL;
+    /* observed on etcd 3.4.23 for `curl -XPUT .../v2/keys/foo -d value=bar` (Date removed) */
+    const char *want = "HTTP/1.1 201 Created\r\n"
+                       "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
+                       "Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n"
+                       "Access-Control-Allow-Origin: *\r\n"
+                       "Content-Type: application/json\r\n"
+                       "X-Etcd-Cluster-Id: cdf818194e3a8c32\r\n"
+                       "X-Etcd-Index: 4\r\n"
+                       "X-Raft-Index: 5\r\n"
+                       "X-Raft-Term: 2\r\n"
+                       "Content-Length: 88\r\n\r\n"
+                       "{\"action\":\"set\",\"node\":{\"key\":\"/foo\",\"value\":\"bar\","
+                       "\"modifiedIndex\":4,\"createdIndex\":4}}\n";
+    struct wait_bytes w = { &c, strlen(want) + 37 };
+    run_until(has_bytes, &w);
+    char *date = strstr(c.buf, "Date: ");
+    ck_assert_ptr_nonnull(date);
+    memmove(date, date + 37, strlen(date + 37) + 1);
+    ck_assert_str_eq(c.buf, want);
+    client_close(&c);
+}
+END_TEST
+
 Suite *test_http_conn_suite(void)
 {
     Suite *s = suite_create("http_conn");
@@ -1052,6 +1099,7 @@ Suite *test_http_conn_suite(void)
     tcase_add_test(tc, test_unclean_path_gets_go_redirect_byte_for_byte);
     tcase_add_test(tc, test_random_pipelines_are_answered_whole_and_in_order);
     tcase_add_test(tc, test_taken_body_is_sent_without_a_copy_and_freed);
+    tcase_add_test(tc, test_headers_go_out_canonical_and_sorted_like_etcds);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -10,11 +10,29 @@
  * Lifecycle of a request (the handler's contract):
  *   1. the handler gets req; req and everything reachable from srv_request_msg(req) stay
  *      valid until the handler finishes it;
- *   2. the handler finishes it exactly once: srv_respond(), or srv_stream_begin() then any
- *      srv_stream_chunk() then srv_stream_end(); after that call returns req is gone;
- *   3. if the client goes away first (hang-up, read/write error, timeout, overflow, server
- *      close), the gone callback set with srv_request_on_gone runs once, at once; req is still
- *      valid and still must be finished (finishing a gone request writes nothing). */
+ *   2. the handler finishes it exactly once: srv_respond() or srv_respond_take(), or
+ *      srv_stream_begin() then any srv_stream_chunk() then srv_stream_end(); after that call
+ *      returns req is gone;
+ *   3. if the client goes away first (its FIN, as Go's CloseNotify counts it; a read or write
+ *      error; a timeout; a full write queue; server close), the gone callback set with
+ *      srv_request_on_gone runs once, at once; req is still valid and still must be finished.
+ *      After a FIN the answer is still written if the socket takes it (a client that
+ *      half-closes after pipelining gets its answers); otherwise it is dropped.
+ *
+ * Sketch of a handler that answers after a raft commit and frees a watcher on hang-up:
+ *
+ *     static void on_request(struct srv_request *req, void *data) {
+ *         const struct srv_http_request *m = srv_request_msg(req);
+ *         const char *loc;
+ *         if (srv_redirect_location(req, &loc) == 1) return srv_respond_moved(req, loc, cors, 3);
+ *         if (is_watch(m)) {
+ *             struct watch *w = watch_add(data, req);       // keeps req
+ *             srv_request_on_gone(req, on_watch_gone, w);   // frees w, then srv_stream_end(req)
+ *             srv_stream_begin(req, 200, headers, n);        // headers flushed at once (§5.1)
+ *             return;
+ *         }
+ *         propose(data, req);  // later, on the loop thread: srv_respond(req, 201, h, n, b, len)
+ *     } */
 #ifndef KETCH_SERVER_HTTP_SERVER_H
 #define KETCH_SERVER_HTTP_SERVER_H
 

@@ -98,7 +98,7 @@ struct srv_request *srv__request_new(struct srv_conn *c, struct srv_http_request
 void srv__request_free(struct srv_request *req);
 void srv__request_mark_gone(struct srv_request *req);
 void srv__out_free(struct srv__out *o);
-int srv__out_append(struct srv_request *req, const char *a, size_t alen, const char *b, size_t blen,
+K_MUST_USE int srv__out_append(struct srv_request *req, const char *a, size_t alen, const char *b, size_t blen,
                     const char *c, size_t clen);
 
 #endif

@@ -24,7 +24,10 @@
  *     static void on_request(struct srv_request *req, void *data) {
  *         const struct srv_http_request *m = srv_request_msg(req);
  *         const char *loc;
- *         if (srv_redirect_location(req, &loc) == 1) return srv_respond_moved(req, loc, cors, 3);
+ *         if (srv_redirect_location(req, &loc) == 1) {
+ *             srv_respond_moved(req, loc, cors, 3);
+ *             return;
+ *         }
  *         if (is_watch(m)) {
  *             struct watch *w = watch_add(data, req);       // keeps req
  *             srv_request_on_gone(req, on_watch_gone, w);   // frees w, then srv_stream_end(req)

@@ -114,6 +114,16 @@ static void on_server_closed(void *data)
     server_closed = true;
 }
 
+static void on_flag(void *data)
+{
+    *(bool *)data = true;
+}
+
+static bool is_true(void *arg)
+{
+    return *(bool *)arg;
+}
+
 static void run_until(bool (*pred)(void *), void *arg)
 {
     uint64_t start = now_ms();
@@ -1066,6 +1076,29 @@ START_TEST(test_headers_go_out_canonical_and_sorted_like_etcds)
 }
 END_TEST
 
+START_TEST(test_bad_config_and_taken_port_are_errors_and_close_still_works)
+{
+    start_server();
+    struct srv_http_config bad = config;
+    bad.handler = NULL;
+    struct srv_http_server *other = NULL;
+    ck_assert_int_eq(srv_http_server_new(&loop, &bad, &other), K_ECONFIG);
+    bad = config;
+    bad.pipeline_depth = 0;
+    ck_assert_int_eq(srv_http_server_new(&loop, &bad, &other), K_ECONFIG);
+    ck_assert_int_eq(srv_http_server_new(&loop, &config, &other), 0);
+    ck_assert_int_eq(srv_http_server_listen(other, "127.0.0.1", port), UV_EADDRINUSE);
+    ck_assert_uint_eq(srv_http_server_port(other), 0);
+    bool closed = false;
+    srv_http_server_close(other, on_flag, &closed);
+    run_until(is_true, &closed);
+    ck_assert_int_eq(srv_http_server_new(&loop, &config, &other), 0);
+    closed = false;
+    srv_http_server_close(other, on_flag, &closed); /* never listened */
+    run_until(is_true, &closed);
+}
+END_TEST
+
 Suite *test_http_conn_suite(void)
 {
     Suite *s = suite_create("http_conn");
@@ -1100,6 +1133,7 @@ Suite *test_http_conn_suite(void)
     tcase_add_test(tc, test_random_pipelines_are_answered_whole_and_in_order);
     tcase_add_test(tc, test_taken_body_is_sent_without_a_copy_and_freed);
     tcase_add_test(tc, test_headers_go_out_canonical_and_sorted_like_etcds);
+    tcase_add_test(tc, test_bad_config_and_taken_port_are_errors_and_close_still_works);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -252,6 +252,7 @@ static void conn_enqueue_error(struct srv_conn *c, const struct srv_http_error *
 static void conn_dispatch(struct srv_conn *c, struct srv_http_request *m)
 {
     struct srv_request *req = srv__request_new(c, m);
+    c->requests_seen++;
     if (!m->keep_alive) {
         req->close_after = true;
         c->parse_dead = true; /* nothing after a closing request is read (Go) */
@@ -455,7 +456,10 @@ static void conn_update_timer(struct srv_conn *c)
         } else if (srv_http_parser_in_message(&c->parser)) {
             deadline = min_u64(deadline, c->head_start_ms + cfg->head_timeout_ms);
         } else if (c->q_first == NULL && c->write_bytes == 0) {
-            deadline = min_u64(deadline, c->last_progress_ms + cfg->idle_timeout_ms);
+            /* A connection that has not sent a request yet gets the head timeout, so
+             * connect-and-wait clients cannot hold a slot for the long keep-alive time. */
+            uint64_t idle = c->requests_seen > 0 ? cfg->idle_timeout_ms : cfg->head_timeout_ms;
+            deadline = min_u64(deadline, c->last_progress_ms + idle);
         }
     }
     if (deadline == UINT64_MAX) {

@@ -66,7 +66,8 @@ enum {
     SRV_PIPELINE_DEPTH = 1,              /* requests per connection at the handler */
     SRV_WRITE_QUEUE_BYTES_MAX = 4 << 20, /* unwritten bytes before a stream drops a reader */
     SRV_IDLE_TIMEOUT_MS = 180000,        /* keep-alive connection with nothing to do */
-    SRV_HEAD_TIMEOUT_MS = 30000,         /* first byte to end of head (slowloris) */
+    SRV_HEAD_TIMEOUT_MS = 30000,         /* first byte to end of head (slowloris); also
+                                            the wait for a new connection's first byte */
     SRV_BODY_TIMEOUT_MS = 30000,         /* body bytes stop coming */
     SRV_WRITE_TIMEOUT_MS = 60000,        /* queued bytes stop leaving */
     SRV_LINGER_MS = 2000,                /* after our FIN, wait this long for the client's */

@@ -50,6 +50,7 @@ struct srv_conn {
     struct srv_request *q_last;
     size_t q_len;
     size_t write_bytes;        /* handed to uv_write, not yet completed */
+    uint64_t requests_seen;    /* requests handed to the handler so far */
     size_t refs;               /* 1 for the handles until both closed + live requests */
     int handles_open;          /* tcp and timer, until their close callbacks */
     uint64_t last_progress_ms; /* last byte in (or out) that moved a deadline */
@@ -98,7 +99,7 @@ struct srv_request *srv__request_new(struct srv_conn *c, struct srv_http_request
 void srv__request_free(struct srv_request *req);
 void srv__request_mark_gone(struct srv_request *req);
 void srv__out_free(struct srv__out *o);
-K_MUST_USE int srv__out_append(struct srv_request *req, const char *a, size_t alen, const char *b, size_t blen,
-                    const char *c, size_t clen);
+K_MUST_USE int srv__out_append(struct srv_request *req, const char *a, size_t alen, const char *b,
+                               size_t blen, const char *c, size_t clen);
 
 #endif

@@ -440,6 +440,20 @@ START_TEST(test_idle_keep_alive_connection_is_closed_after_idle_timeout)
 }
 END_TEST
 
+START_TEST(test_connection_that_never_sends_is_closed_after_head_timeout)
+{
+    config.head_timeout_ms = 100;
+    config.idle_timeout_ms = 60000;
+    start_server();
+    struct client c;
+    client_open(&c);
+    uint64_t start = now_ms();
+    run_until(has_eof, &c);
+    ck_assert_uint_lt(now_ms() - start, 2000);
+    client_close(&c);
+}
+END_TEST
+
 START_TEST(test_slowloris_head_is_cut_off_by_head_timeout)
 {
     config.head_timeout_ms = 100;
@@ -1113,6 +1127,7 @@ Suite *test_http_conn_suite(void)
     tcase_add_test(tc, test_client_hangup_runs_gone_callback_at_once);
     tcase_add_test(tc, test_idle_keep_alive_connection_is_closed_after_idle_timeout);
     tcase_add_test(tc, test_slowloris_head_is_cut_off_by_head_timeout);
+    tcase_add_test(tc, test_connection_that_never_sends_is_closed_after_head_timeout);
     tcase_add_test(tc, test_thousand_idle_connections_are_accepted_and_closed_cleanly);
     tcase_add_test(tc, test_body_over_limit_reaches_handler_flagged_and_connection_closes);
     tcase_add_test(tc, test_malformed_request_gets_400_and_close_after_earlier_answers);

@@ -89,7 +89,16 @@ void *srv_arena_alloc(struct srv_arena *a, size_t size)
         }
         return big->data;
     }
-    struct srv_arena_chunk *fresh = arena_chunk_new(a, SRV_ARENA_CHUNK_BYTES);
+    /* A full chunk, or what the budget still allows when that is less (a small budget must
+     * not fail its first allocation just because a whole chunk does not fit). */
+    size_t chunk = SRV_ARENA_CHUNK_BYTES;
+    size_t room = srv_arena_remaining(a);
+    if (room < sizeof(struct srv_arena_chunk) + chunk) {
+        chunk = room > sizeof(struct srv_arena_chunk) ? room - sizeof(struct srv_arena_chunk) : 0;
+        chunk &= ~(arena_align - 1);
+        if (chunk < rounded) return NULL;
+    }
+    struct srv_arena_chunk *fresh = arena_chunk_new(a, chunk);
     if (fresh == NULL) return NULL;
     fresh->next = c;
     a->chunks = fresh;

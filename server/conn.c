@@ -3,6 +3,7 @@
  * request order, and enforces the timeouts and bounds of http_server.h. All transitions go
  * through srv__conn_pump, which is not re-entered: a handler answering from inside the
  * handler call only asks for another round. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,7 +97,7 @@ static void conn_write_done(uv_write_t *w, int status)
     struct srv__out *o = cw->list;
     while (o != NULL) {
         struct srv__out *next = o->next;
-        free(o);
+        srv__out_free(o);
         o = next;
     }
     k_assert(c->write_bytes >= cw->bytes);
@@ -128,8 +129,10 @@ static void conn_write_list(struct srv_conn *c, struct srv__out *list)
     cw->bytes = bytes;
     cw->nbufs = n;
     size_t i = 0;
-    for (struct srv__out *o = list; o != NULL; o = o->next)
-        cw->bufs[i++] = uv_buf_init(o->data, (unsigned)o->len);
+    for (struct srv__out *o = list; o != NULL; o = o->next) {
+        k_assert(o->len <= UINT32_MAX); /* one uv_buf_t each */
+        cw->bufs[i++] = uv_buf_init(o->ext != NULL ? o->ext : o->data, (unsigned)o->len);
+    }
     if (c->write_bytes == 0) c->last_progress_ms = conn_now(c);
     c->write_bytes += bytes;
     int rc = uv_write(&cw->req, (uv_stream_t *)&c->tcp, cw->bufs, (unsigned)n, conn_write_done);
@@ -139,7 +142,7 @@ static void conn_write_list(struct srv_conn *c, struct srv__out *list)
         cw->list = NULL;
         for (struct srv__out *o = list; o != NULL;) {
             struct srv__out *next = o->next;
-            free(o);
+            srv__out_free(o);
             o = next;
         }
         free(cw);
@@ -151,17 +154,27 @@ static void conn_write_raw(struct srv_conn *c, const char *data, size_t len)
 {
     struct srv__out *o = k_xmalloc(sizeof(*o) + len); /* small, fixed answers only */
     o->next = NULL;
+    o->ext = NULL;
     o->len = len;
     memcpy(o->data, data, len);
     conn_write_list(c, o);
 }
 
+static void conn_update_timer(struct srv_conn *c);
+
+/* Every answer has left and our FIN with it: wait (linger) for the client's FIN. */
 static void conn_shutdown_done(uv_shutdown_t *sh, int status)
 {
     struct srv_conn *c = sh->data;
     free(sh);
     if (c->closing) return;
-    if (status < 0 || c->read_eof) srv__conn_abort(c);
+    c->shutdown_done = true;
+    if (status < 0 || c->read_eof) {
+        srv__conn_abort(c);
+        return;
+    }
+    c->last_progress_ms = conn_now(c);
+    conn_update_timer(c);
 }
 
 /* Our FIN after the last answer; the client's FIN (or the linger timeout) then closes. */
@@ -209,6 +222,7 @@ static void conn_flush(struct srv_conn *c)
 
 static void conn_enqueue(struct srv_conn *c, struct srv_request *req)
 {
+    c->pump_again = true; /* it may already have bytes to write (the server's own answers) */
     req->queued = true;
     if (c->q_last == NULL) {
         c->q_first = req;
@@ -228,7 +242,9 @@ static void conn_enqueue_error(struct srv_conn *c, const struct srv_http_error *
     req->close_after = true;
     req->state = SRV__REQ_FINISHED;
     if (srv__out_append(req, buf, n, NULL, 0, NULL, 0) < 0) {
+        srv__request_free(req);
         srv__conn_abort(c);
+        return;
     }
     conn_enqueue(c, req);
 }
@@ -236,6 +252,7 @@ static void conn_enqueue_error(struct srv_conn *c, const struct srv_http_error *
 static void conn_dispatch(struct srv_conn *c, struct srv_http_request *m)
 {
     struct srv_request *req = srv__request_new(c, m);
+    c->requests_seen++;
     if (!m->keep_alive) {
         req->close_after = true;
         c->parse_dead = true; /* nothing after a closing request is read (Go) */
@@ -306,7 +323,6 @@ static void conn_handle_eof(struct srv_conn *c)
 }
 
 static void conn_update_reading(struct srv_conn *c);
-static void conn_update_timer(struct srv_conn *c);
 
 void srv__conn_pump(struct srv_conn *c)
 {
@@ -362,10 +378,11 @@ static void conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0) return;
     if (nread == UV_EOF) {
         c->read_eof = true;
-        if (c->shutting_down) {
+        if (c->shutdown_done) {
             srv__conn_abort(c); /* both sides are done */
             return;
         }
+        if (c->shutting_down) return; /* conn_shutdown_done closes once our bytes are out */
         srv__conn_pump(c);
         return;
     }
@@ -427,8 +444,10 @@ static void conn_update_timer(struct srv_conn *c)
 {
     const struct srv_http_config *cfg = conn_config(c);
     uint64_t deadline = UINT64_MAX;
-    if (c->shutting_down) {
+    if (c->shutdown_done) {
         deadline = c->last_progress_ms + cfg->linger_ms;
+    } else if (c->shutting_down) {
+        deadline = c->last_progress_ms + cfg->write_timeout_ms; /* last answers still leaving */
     } else {
         if (c->write_bytes > 0)
             deadline = min_u64(deadline, c->last_progress_ms + cfg->write_timeout_ms);
@@ -437,7 +456,10 @@ static void conn_update_timer(struct srv_conn *c)
         } else if (srv_http_parser_in_message(&c->parser)) {
             deadline = min_u64(deadline, c->head_start_ms + cfg->head_timeout_ms);
         } else if (c->q_first == NULL && c->write_bytes == 0) {
-            deadline = min_u64(deadline, c->last_progress_ms + cfg->idle_timeout_ms);
+            /* A connection that has not sent a request yet gets the head timeout, so
+             * connect-and-wait clients cannot hold a slot for the long keep-alive time. */
+            uint64_t idle = c->requests_seen > 0 ? cfg->idle_timeout_ms : cfg->head_timeout_ms;
+            deadline = min_u64(deadline, c->last_progress_ms + idle);
         }
     }
     if (deadline == UINT64_MAX) {

@@ -261,8 +261,14 @@ static int on_headers_complete(http_parser *hp)
     struct srv_http_parser *p = parser_of(hp);
     struct srv_http_request *r = p->cur;
     if (head_to_request(p, r) < 0) return fail_head_too_large(p);
-    r->method = http_method_str((enum http_method)hp->method);
-    r->method_id = (enum http_method)hp->method;
+    if (p->method_other != NULL) {
+        r->method = srv_arena_strndup(&r->arena, p->method_other, strlen(p->method_other));
+        if (r->method == NULL) return fail_head_too_large(p);
+        r->method_id = SRV_HTTP_METHOD_OTHER;
+    } else {
+        r->method = http_method_str((enum http_method)hp->method);
+        r->method_id = (enum http_method)hp->method;
+    }
     r->version_major = hp->http_major;
     r->version_minor = hp->http_minor;
     r->keep_alive = http_should_keep_alive(hp) != 0;
@@ -329,6 +335,14 @@ static int on_body(http_parser *hp, const char *at, size_t len)
     return 0;
 }
 
+static void method_reset(struct srv_http_parser *p)
+{
+    p->method_done = false;
+    p->method_len = 0;
+    free(p->method_other);
+    p->method_other = NULL;
+}
+
 static int on_message_complete(http_parser *hp)
 {
     struct srv_http_parser *p = parser_of(hp);
@@ -343,6 +357,7 @@ static int on_message_complete(http_parser *hp)
     p->cur = NULL;
     p->in_message = false;
     p->in_body = false;
+    method_reset(p);
     http_parser_pause(hp, 1);
     return 0;
 }
@@ -367,6 +382,7 @@ void srv_http_parser_init(struct srv_http_parser *p, const struct srv_http_limit
 
 void srv_http_parser_deinit(struct srv_http_parser *p)
 {
+    method_reset(p);
     srv_http_request_free(p->cur);
     srv_http_request_free(p->ready);
     p->cur = NULL;
@@ -395,6 +411,52 @@ static void parser_error_from_errno(struct srv_http_parser *p, enum http_errno e
     }
 }
 
+static bool method_is_token_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static bool method_is_known(const char *name)
+{
+    for (int m = 0;; m++) {
+        const char *known = http_method_str((enum http_method)m);
+        if (strcmp(known, "<unknown>") == 0) return false;
+        if (strcmp(known, name) == 0) return true;
+    }
+}
+
+static size_t parser_execute(struct srv_http_parser *p, const char *data, size_t len)
+{
+    return http_parser_execute(&p->hp, &parser_settings, data, len);
+}
+
+/* Collects the method token at the start of a request so that a method http-parser does not
+ * know can be swapped for "GET" while it parses the line (the name is restored in the
+ * request). Returns the bytes of data taken; 0 means http-parser stopped (check its errno). */
+static size_t method_collect(struct srv_http_parser *p, const char *data, size_t len)
+{
+    size_t i = 0;
+    if (p->method_len == 0) {
+        /* CR/LF between pipelined requests: http-parser skips them itself. */
+        while (i < len && (data[i] == '\r' || data[i] == '\n'))
+            i++;
+        if (i > 0) return parser_execute(p, data, i);
+    }
+    while (i < len && method_is_token_char((unsigned char)data[i]) &&
+           p->method_len < SRV_HTTP_METHOD_BYTES_MAX)
+        p->method_buf[p->method_len++] = data[i++];
+    if (i == len) return i; /* the token may go on in the next read */
+    p->method_done = true;
+    p->method_buf[p->method_len] = '\0';
+    if (data[i] == ' ' && p->method_len > 0 && !method_is_known(p->method_buf)) {
+        p->method_other = k_xstrndup(p->method_buf, p->method_len);
+        return parser_execute(p, "GET", 3) == 3 ? i : 0;
+    }
+    /* Known, or not a token: http-parser sees the bytes as sent (and may reject them). */
+    return parser_execute(p, p->method_buf, p->method_len) == p->method_len ? i : 0;
+}
+
 int srv_http_parser_feed(struct srv_http_parser *p, const char *data, size_t len, size_t *consumed)
 {
     *consumed = 0;
@@ -402,7 +464,14 @@ int srv_http_parser_feed(struct srv_http_parser *p, const char *data, size_t len
     if (p->failed) return K_EPROTO;
     if (p->stopped) return K_ESTOPPED;
     if (len == 0) return SRV_HTTP_NEED_MORE;
-    size_t n = http_parser_execute(&p->hp, &parser_settings, data, len);
+    size_t n = 0;
+    while (!p->method_done && n < len && HTTP_PARSER_ERRNO(&p->hp) == HPE_OK) {
+        size_t took = method_collect(p, data + n, len - n);
+        if (took == 0) break;
+        n += took;
+    }
+    if (p->method_done && n < len && HTTP_PARSER_ERRNO(&p->hp) == HPE_OK)
+        n += parser_execute(p, data + n, len - n);
     enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
     *consumed = n;
     if (e == HPE_PAUSED) {

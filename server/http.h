@@ -26,6 +26,11 @@ enum {
 /* Go's form limit (10 MiB): etcd's effective v2 request body limit (spec §1.6). */
 #define SRV_HTTP_BODY_BYTES_MAX ((size_t)10 << 20)
 
+/* method_id of a method http-parser does not know ("FOO", "get"): Go accepts any token as a
+ * method and etcd answers 405, so we do too (the method token is swapped for a known one
+ * while http-parser reads the line, and restored in the request). */
+#define SRV_HTTP_METHOD_OTHER ((enum http_method)255)
+
 struct srv_http_limits {
     size_t url_bytes_max;  /* longer request-target: 414 */
     size_t head_bytes_max; /* longer head (target, names, values, trailers): 431 */
@@ -47,7 +52,7 @@ struct srv_http_header {
 struct srv_http_request {
     struct srv_arena arena;          /* for the request's whole life; handlers may use it */
     const char *method;              /* e.g. "GET"; upper case as http-parser knows it */
-    enum http_method method_id;      /* http-parser's number for method */
+    enum http_method method_id;      /* http-parser's number, or SRV_HTTP_METHOD_OTHER */
     unsigned version_major;          /* 1 */
     unsigned version_minor;          /* 0 or 1 */
     struct srv_str target;           /* raw request-target, NUL-terminated */
@@ -101,6 +106,10 @@ struct srv_http_parser {
     bool stopped;                         /* too-large body or upgrade: no more input */
     bool in_message;                      /* bytes of an unfinished request were seen */
     bool in_body;                         /* ... and its head is complete */
+    bool method_done;                     /* the current request's method token was read */
+    size_t method_len;                    /* bytes in method_buf */
+    char method_buf[SRV_HTTP_METHOD_BYTES_MAX + 1]; /* method token while it arrives */
+    char *method_other;                             /* an unknown method's name for cur, or NULL */
 };
 
 /* Sets up p for one connection's requests. Allocates nothing until bytes arrive. */

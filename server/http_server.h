@@ -10,11 +10,32 @@
  * Lifecycle of a request (the handler's contract):
  *   1. the handler gets req; req and everything reachable from srv_request_msg(req) stay
  *      valid until the handler finishes it;
- *   2. the handler finishes it exactly once: srv_respond(), or srv_stream_begin() then any
- *      srv_stream_chunk() then srv_stream_end(); after that call returns req is gone;
- *   3. if the client goes away first (hang-up, read/write error, timeout, overflow, server
- *      close), the gone callback set with srv_request_on_gone runs once, at once; req is still
- *      valid and still must be finished (finishing a gone request writes nothing). */
+ *   2. the handler finishes it exactly once: srv_respond() or srv_respond_take(), or
+ *      srv_stream_begin() then any srv_stream_chunk() then srv_stream_end(); after that call
+ *      returns req is gone;
+ *   3. if the client goes away first (its FIN, as Go's CloseNotify counts it; a read or write
+ *      error; a timeout; a full write queue; server close), the gone callback set with
+ *      srv_request_on_gone runs once, at once; req is still valid and still must be finished.
+ *      After a FIN the answer is still written if the socket takes it (a client that
+ *      half-closes after pipelining gets its answers); otherwise it is dropped.
+ *
+ * Sketch of a handler that answers after a raft commit and frees a watcher on hang-up:
+ *
+ *     static void on_request(struct srv_request *req, void *data) {
+ *         const struct srv_http_request *m = srv_request_msg(req);
+ *         const char *loc;
+ *         if (srv_redirect_location(req, &loc) == 1) {
+ *             srv_respond_moved(req, loc, cors, 3);
+ *             return;
+ *         }
+ *         if (is_watch(m)) {
+ *             struct watch *w = watch_add(data, req);       // keeps req
+ *             srv_request_on_gone(req, on_watch_gone, w);   // frees w, then srv_stream_end(req)
+ *             srv_stream_begin(req, 200, headers, n);        // headers flushed at once (§5.1)
+ *             return;
+ *         }
+ *         propose(data, req);  // later, on the loop thread: srv_respond(req, 201, h, n, b, len)
+ *     } */
 #ifndef KETCH_SERVER_HTTP_SERVER_H
 #define KETCH_SERVER_HTTP_SERVER_H
 
@@ -45,7 +66,8 @@ enum {
     SRV_PIPELINE_DEPTH = 1,              /* requests per connection at the handler */
     SRV_WRITE_QUEUE_BYTES_MAX = 4 << 20, /* unwritten bytes before a stream drops a reader */
     SRV_IDLE_TIMEOUT_MS = 180000,        /* keep-alive connection with nothing to do */
-    SRV_HEAD_TIMEOUT_MS = 30000,         /* first byte to end of head (slowloris) */
+    SRV_HEAD_TIMEOUT_MS = 30000,         /* first byte to end of head (slowloris); also
+                                            the wait for a new connection's first byte */
     SRV_BODY_TIMEOUT_MS = 30000,         /* body bytes stop coming */
     SRV_WRITE_TIMEOUT_MS = 60000,        /* queued bytes stop leaving */
     SRV_LINGER_MS = 2000,                /* after our FIN, wait this long for the client's */
@@ -111,14 +133,22 @@ bool srv_request_is_gone(const struct srv_request *req);
 /* Asks that the connection be closed after this request's response. */
 void srv_request_close_after(struct srv_request *req);
 
-/* Finishes req with a complete response: status line, headers (borrowed for the call, sent
- * in the order given; the server adds Date, Content-Length and Connection as needed), and
+/* Finishes req with a complete response: status line, headers (borrowed for the call; sent
+ * sorted and canonicalised as Go does, see struct srv_header; the server adds Date,
+ * Content-Length and Connection as needed), and
  * body[0..body_len) (borrowed for the call; copied). A HEAD request gets the headers and the
- * Content-Length of the body but no body; 1xx/204/304 get neither. req is gone on return.
+ * Content-Length of the body (none if body_len is 0, as Go does) but no body; 1xx/204/304
+ * get neither. req is gone on return.
  * Never fails from the handler's view: if the connection is gone or memory runs short, the
  * response is dropped along with the connection. */
 void srv_respond(struct srv_request *req, int status, const struct srv_header *headers,
                  size_t header_count, const char *body, size_t body_len);
+
+/* As srv_respond, but takes body (from malloc) instead of copying it: the server frees it
+ * once written, or at once if it is not sent (gone client, HEAD, 204...). For large bodies
+ * such as a serialized 10 MiB value. body may be NULL when body_len is 0. */
+void srv_respond_take(struct srv_request *req, int status, const struct srv_header *headers,
+                      size_t header_count, char *body, size_t body_len);
 
 /* Starts a streamed response: the head goes out at once (after the responses before it),
  * with Transfer-Encoding: chunked for HTTP/1.1; for HTTP/1.0 the body is sent raw and the

@@ -27,7 +27,7 @@ void srv__request_free(struct srv_request *req)
     struct srv__out *o = req->out_first;
     while (o != NULL) {
         struct srv__out *next = o->next;
-        free(o);
+        srv__out_free(o);
         o = next;
     }
     struct srv_conn *c = req->conn;
@@ -49,6 +49,23 @@ static bool request_writable(const struct srv_request *req)
     return req->queued && !req->conn->closing && !req->conn->shutting_down;
 }
 
+void srv__out_free(struct srv__out *o)
+{
+    free(o->ext);
+    free(o);
+}
+
+static void out_link(struct srv_request *req, struct srv__out *o)
+{
+    if (req->out_last == NULL) {
+        req->out_first = o;
+    } else {
+        req->out_last->next = o;
+    }
+    req->out_last = o;
+    req->out_bytes += o->len;
+}
+
 int srv__out_append(struct srv_request *req, const char *a, size_t alen, const char *b, size_t blen,
                     const char *c, size_t clen)
 {
@@ -58,16 +75,11 @@ int srv__out_append(struct srv_request *req, const char *a, size_t alen, const c
     if (o == NULL) return -ENOMEM;
     o->next = NULL;
     o->len = len;
+    o->ext = NULL;
     if (alen > 0) memcpy(o->data, a, alen);
     if (blen > 0) memcpy(o->data + alen, b, blen);
     if (clen > 0) memcpy(o->data + alen + blen, c, clen);
-    if (req->out_last == NULL) {
-        req->out_first = o;
-    } else {
-        req->out_last->next = o;
-    }
-    req->out_last = o;
-    req->out_bytes += len;
+    out_link(req, o);
     return 0;
 }
 
@@ -120,6 +132,32 @@ static void request_emit_head(struct srv_request *req, const struct srv_head_spe
     }
 }
 
+/* Queues the head of a full response and, if inline_body, its body. Returns true when the
+ * body still has to follow (the caller appends it), false when there is nothing more to
+ * send (gone, HEAD, bodiless status, or the connection was dropped). */
+static bool respond_head(struct srv_request *req, int status, const struct srv_header *headers,
+                         size_t header_count, const char *body, size_t body_len, bool inline_body)
+{
+    if (!request_writable(req)) return false;
+    struct srv_head_spec spec = {
+        .version_minor = req->msg->version_minor,
+        .status = status,
+        .headers = headers,
+        .header_count = header_count,
+        .date_line = srv__server_date_line(req->conn->server),
+        .framing = SRV_FRAMING_LENGTH,
+        .body_len = body_len,
+        .connection = request_connection_header(req),
+    };
+    /* Go gives a HEAD the Content-Length of what the handler wrote, and none if it wrote
+     * nothing (observed: etcd's HEAD of a key vs. its HEAD redirect). */
+    if (req->msg->method_id == HTTP_HEAD && body_len == 0) spec.framing = SRV_FRAMING_NONE;
+    bool with_body = request_wants_body(req, status) && body_len > 0;
+    bool inline_now = with_body && inline_body;
+    request_emit_head(req, &spec, inline_now ? body : NULL, inline_now ? body_len : 0);
+    return with_body && !inline_body && !req->conn->closing;
+}
+
 void srv_respond(struct srv_request *req, int status, const struct srv_header *headers,
                  size_t header_count, const char *body, size_t body_len)
 {
@@ -127,19 +165,27 @@ void srv_respond(struct srv_request *req, int status, const struct srv_header *h
         srv__conn_abort(req->conn);
         return;
     }
-    if (request_writable(req)) {
-        struct srv_head_spec spec = {
-            .version_minor = req->msg->version_minor,
-            .status = status,
-            .headers = headers,
-            .header_count = header_count,
-            .date_line = srv__server_date_line(req->conn->server),
-            .framing = SRV_FRAMING_LENGTH,
-            .body_len = body_len,
-            .connection = request_connection_header(req),
-        };
-        bool with_body = request_wants_body(req, status);
-        request_emit_head(req, &spec, with_body ? body : NULL, with_body ? body_len : 0);
+    (void)respond_head(req, status, headers, header_count, body, body_len, true);
+    request_finish(req);
+}
+
+void srv_respond_take(struct srv_request *req, int status, const struct srv_header *headers,
+                      size_t header_count, char *body, size_t body_len)
+{
+    if (K_NEVER(req->state != SRV__REQ_HANDLER)) {
+        free(body);
+        srv__conn_abort(req->conn);
+        return;
+    }
+    if (respond_head(req, status, headers, header_count, body, body_len, false)) {
+        k_assert(body_len <= UINT32_MAX); /* one uv_buf_t */
+        struct srv__out *o = k_xmalloc(sizeof(*o));
+        o->next = NULL;
+        o->len = body_len;
+        o->ext = body; /* freed after the write, or with the request */
+        out_link(req, o);
+    } else {
+        free(body);
     }
     request_finish(req);
 }
@@ -166,7 +212,7 @@ void srv_stream_begin(struct srv_request *req, int status, const struct srv_head
         .headers = headers,
         .header_count = header_count,
         .date_line = srv__server_date_line(req->conn->server),
-        .framing = req->raw_stream ? SRV_FRAMING_CLOSE : SRV_FRAMING_CHUNKED,
+        .framing = req->raw_stream ? SRV_FRAMING_NONE : SRV_FRAMING_CHUNKED,
         .connection = conn_header,
     };
     request_emit_head(req, &spec, NULL, 0);

@@ -1,5 +1,5 @@
 /* Response heads of response.h, in the order Go's net/http emits them for etcd (observed on
- * etcd 3.4.23: handler headers sorted by the handler, then Date, then Content-Length or
+ * etcd 3.4.23: handler headers sorted by canonical name, then Date, then Content-Length or
  * Transfer-Encoding, then Connection). */
 #include "response.h"
 
@@ -89,6 +89,57 @@ static bool header_is_safe(const struct srv_header *h)
            strpbrk(h->name, "\r\n: ") == NULL && strpbrk(h->value, "\r\n") == NULL;
 }
 
+/* Go's textproto.CanonicalMIMEHeaderKey for byte c at position i of a token name. */
+static char canonical_char(const char *name, size_t i)
+{
+    char c = name[i];
+    bool upper = i == 0 || name[i - 1] == '-';
+    if (upper && c >= 'a' && c <= 'z') return (char)(c - 'a' + 'A');
+    if (!upper && c >= 'A' && c <= 'Z') return (char)(c - 'A' + 'a');
+    return c;
+}
+
+/* Go leaves a name with bytes outside the token set as it is. */
+static bool name_is_token(const char *name)
+{
+    for (const char *p = name; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  strchr("!#$%&'*+-.^_`|~", c) != NULL;
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static int canonical_cmp(const char *a, const char *b)
+{
+    bool ta = name_is_token(a);
+    bool tb = name_is_token(b);
+    for (size_t i = 0;; i++) {
+        char ca = a[i] == '\0' ? '\0' : ta ? canonical_char(a, i) : a[i];
+        char cb = b[i] == '\0' ? '\0' : tb ? canonical_char(b, i) : b[i];
+        if (ca != cb) return (unsigned char)ca - (unsigned char)cb;
+        if (ca == '\0') return 0;
+    }
+}
+
+/* Indexes of the safe headers, sorted by canonical name (stable, so repeated names keep
+ * their order), as Go's Header.Write sorts them. Returns how many. */
+static size_t headers_sorted(const struct srv_head_spec *h, size_t *idx)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->header_count && n < SRV_RESPONSE_HEADERS_MAX; i++) {
+        if (!header_is_safe(&h->headers[i])) continue;
+        size_t k = n++;
+        while (k > 0 && canonical_cmp(h->headers[idx[k - 1]].name, h->headers[i].name) > 0) {
+            idx[k] = idx[k - 1];
+            k--;
+        }
+        idx[k] = i;
+    }
+    return n;
+}
+
 /* Writes the head into out when out is not NULL; returns its length either way. */
 static size_t head_emit(const struct srv_head_spec *h, char *out)
 {
@@ -103,10 +154,15 @@ static size_t head_emit(const struct srv_head_spec *h, char *out)
     int l = snprintf(line, sizeof(line), "HTTP/1.%u %d %s\r\n", h->version_minor == 0 ? 0 : 1,
                      h->status, srv_status_reason(h->status));
     EMIT(line, (size_t)l);
-    for (size_t i = 0; i < h->header_count; i++) {
-        const struct srv_header *x = &h->headers[i];
-        if (!header_is_safe(x)) continue;
-        EMIT_STR(x->name);
+    size_t idx[SRV_RESPONSE_HEADERS_MAX];
+    size_t count = headers_sorted(h, idx);
+    for (size_t k = 0; k < count; k++) {
+        const struct srv_header *x = &h->headers[idx[k]];
+        bool token = name_is_token(x->name);
+        for (size_t i = 0; x->name[i] != '\0'; i++) {
+            char ch = token ? canonical_char(x->name, i) : x->name[i];
+            EMIT(&ch, 1);
+        }
         EMIT(": ", 2);
         EMIT_STR(x->value);
         EMIT("\r\n", 2);

@@ -15,8 +15,13 @@
 /* "Date: Sun, 22 Nov 2026 20:20:26 GMT\r\n" is 37 bytes. */
 enum { SRV_DATE_LINE_BYTES = 40 };
 
-/* One response header, both strings NUL-terminated and borrowed for the call. Values must not
- * contain CR or LF (checked: such a header is dropped). */
+/* Headers per response beyond the ones the server adds; more are dropped. */
+enum { SRV_RESPONSE_HEADERS_MAX = 64 };
+
+/* One response header, both strings NUL-terminated and borrowed for the call. Names are
+ * written in Go's canonical form ("X-Etcd-Cluster-ID" goes out as "X-Etcd-Cluster-Id", as
+ * etcd's does) and sorted by it, as Go's Header.Write does; a name with a space, ':' or
+ * CR/LF, or a value with CR or LF, is dropped. */
 struct srv_header {
     const char *name;
     const char *value;
@@ -34,7 +39,7 @@ void srv_date_line(time_t t, char *out);
 enum srv_framing {
     SRV_FRAMING_LENGTH,  /* Content-Length: body_len (left out for 1xx/204/304) */
     SRV_FRAMING_CHUNKED, /* Transfer-Encoding: chunked */
-    SRV_FRAMING_CLOSE,   /* neither: the body ends when the connection closes (HTTP/1.0) */
+    SRV_FRAMING_NONE, /* neither header: a HEAD of nothing, or an HTTP/1.0 stream ended by close */
 };
 
 enum srv_connection_header {

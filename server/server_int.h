@@ -12,7 +12,8 @@
 struct srv__out {
     struct srv__out *next;
     size_t len;
-    char data[];
+    char *ext;   /* if not NULL: the bytes, malloc'd and owned (srv_respond_take) */
+    char data[]; /* else: the bytes, inline */
 };
 
 enum srv__req_state {
@@ -49,6 +50,7 @@ struct srv_conn {
     struct srv_request *q_last;
     size_t q_len;
     size_t write_bytes;        /* handed to uv_write, not yet completed */
+    uint64_t requests_seen;    /* requests handed to the handler so far */
     size_t refs;               /* 1 for the handles until both closed + live requests */
     int handles_open;          /* tcp and timer, until their close callbacks */
     uint64_t last_progress_ms; /* last byte in (or out) that moved a deadline */
@@ -57,7 +59,8 @@ struct srv_conn {
     bool parse_dead;           /* parser failed or stopped: no more requests */
     bool read_eof;             /* the client sent FIN */
     bool closing;              /* handles closing or closed */
-    bool shutting_down;        /* FIN sent (or being sent); draining input */
+    bool shutting_down;        /* FIN requested after the last answer; input is dropped */
+    bool shutdown_done;        /* ... and sent: lingering for the client's FIN */
     bool pumping;              /* srv__conn_pump is on the stack */
     bool pump_again;
     bool continue_sent; /* "100 Continue" went out for the request being read */
@@ -95,7 +98,8 @@ void srv__conn_unref(struct srv_conn *c);
 struct srv_request *srv__request_new(struct srv_conn *c, struct srv_http_request *msg);
 void srv__request_free(struct srv_request *req);
 void srv__request_mark_gone(struct srv_request *req);
-int srv__out_append(struct srv_request *req, const char *a, size_t alen, const char *b, size_t blen,
-                    const char *c, size_t clen);
+void srv__out_free(struct srv__out *o);
+K_MUST_USE int srv__out_append(struct srv_request *req, const char *a, size_t alen, const char *b,
+                               size_t blen, const char *c, size_t clen);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "base/err.h"
 #include "server/form.h"
+#include "server/json_out.h"
 #include "server/media_type.h"
 #include "server/path.h"
 #include "server/url.h"
@@ -353,6 +354,41 @@ START_TEST(test_arena_budget_is_a_clean_error)
 }
 END_TEST
 
+START_TEST(test_arena_smaller_than_a_chunk_still_serves_what_fits)
+{
+    struct srv_arena a;
+    srv_arena_init(&a, 1024);
+    void *p = srv_arena_alloc(&a, 100);
+    ck_assert_ptr_nonnull(p);
+    memset(p, 1, 100);
+    ck_assert_ptr_nonnull(srv_arena_alloc(&a, 500));
+    ck_assert_ptr_null(srv_arena_alloc(&a, 1024));
+    srv_arena_deinit(&a);
+}
+END_TEST
+
+static const char *json(const char *s, size_t len)
+{
+    char *out = srv_json_quote_arena(&arena, s, len);
+    ck_assert_ptr_nonnull(out);
+    return out;
+}
+
+START_TEST(test_json_strings_are_escaped_as_go_encoding_json_does)
+{
+    /* spec §4.3 (observed): HTML characters, U+2028/9, short escapes, \u00XX, \ufffd */
+    ck_assert_str_eq(json("a<b>&\"\\", 7), "\"a\\u003cb\\u003e\\u0026\\\"\\\\\"");
+    ck_assert_str_eq(json("\n\r\t\x01\b\f\x7f", 7), "\"\\n\\r\\t\\u0001\\u0008\\u000c\x7f\"");
+    ck_assert_str_eq(json("uni\xc3\xa9", 5), "\"uni\xc3\xa9\"");
+    ck_assert_str_eq(json("\xe2\x80\xa8\xe2\x80\xa9", 6), "\"\\u2028\\u2029\"");
+    ck_assert_str_eq(json("\xff\xc3", 2), "\"\\ufffd\\ufffd\"");
+    ck_assert_str_eq(json("\xed\xa0\x80", 3), "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
+    ck_assert_str_eq(json("\xf0\x9f\x98\x80", 4), "\"\xf0\x9f\x98\x80\"");
+    ck_assert_str_eq(json("/foo\0bar", 8), "\"/foo\\u0000bar\""); /* observed cause */
+    ck_assert_str_eq(json("", 0), "\"\"");
+}
+END_TEST
+
 Suite *test_http_form_suite(void)
 {
     Suite *s = suite_create("http_form");
@@ -376,6 +412,8 @@ Suite *test_http_form_suite(void)
     tcase_add_test(tc, test_location_escaping_matches_go);
     tcase_add_test(tc, test_request_target_split_like_parse_request_uri);
     tcase_add_test(tc, test_arena_budget_is_a_clean_error);
+    tcase_add_test(tc, test_arena_smaller_than_a_chunk_still_serves_what_fits);
+    tcase_add_test(tc, test_json_strings_are_escaped_as_go_encoding_json_does);
     suite_add_tcase(s, tc);
     return s;
 }

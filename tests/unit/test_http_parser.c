@@ -358,6 +358,31 @@ START_TEST(test_partial_request_reports_progress_state)
 }
 END_TEST
 
+START_TEST(test_unknown_method_is_kept_like_go_so_the_router_can_answer_405)
+{
+    /* observed: etcd answers "get /v2/keys/foo" with 405, as Go takes any token as a method */
+    const char s[] = "get /v2/keys/foo HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "\r\nFOO-BAR /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab"
+                     "PATCH /y HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (size_t step = 1; step <= sizeof(s); step += 3) {
+        struct srv_http_parser p;
+        srv_http_parser_init(&p, &limits);
+        struct srv_http_request *r[3];
+        ck_assert_int_eq(feed_all(&p, s, sizeof(s) - 1, step, r, 3), 3);
+        ck_assert_str_eq(r[0]->method, "get");
+        ck_assert_int_eq(r[0]->method_id, SRV_HTTP_METHOD_OTHER);
+        ck_assert_str_eq(r[0]->path.ptr, "/v2/keys/foo");
+        ck_assert_str_eq(r[1]->method, "FOO-BAR");
+        ck_assert_mem_eq(r[1]->body, "ab", 2);
+        ck_assert_str_eq(r[2]->method, "PATCH");
+        ck_assert_int_eq(r[2]->method_id, HTTP_PATCH);
+        for (int i = 0; i < 3; i++)
+            srv_http_request_free(r[i]);
+        srv_http_parser_deinit(&p);
+    }
+}
+END_TEST
+
 Suite *test_http_parser_suite(void)
 {
     Suite *s = suite_create("http_parser");
@@ -379,6 +404,7 @@ Suite *test_http_parser_suite(void)
     tcase_add_test(tc, test_declared_body_over_limit_is_delivered_at_once_flagged);
     tcase_add_test(tc, test_chunked_body_over_limit_is_delivered_flagged);
     tcase_add_test(tc, test_partial_request_reports_progress_state);
+    tcase_add_test(tc, test_unknown_method_is_kept_like_go_so_the_router_can_answer_405);
     suite_add_tcase(s, tc);
     return s;
 }

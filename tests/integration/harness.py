@@ -422,8 +422,22 @@ class Member:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
+    def thread_states(self):
+        states = []
+        for t in pathlib.Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                stat = (t / "stat").read_text()
+            except OSError:
+                continue  # the thread ended
+            states.append(stat.rsplit(")", 1)[1].split()[0])
+        return states
+
     def pause(self):
+        """SIGSTOP, then waits until every thread of the process is stopped (the signal
+        is delivered asynchronously; a request could still be served meanwhile)."""
         os.kill(self.proc.pid, signal.SIGSTOP)
+        wait_until(lambda: all(s in ("T", "t") for s in self.thread_states()), 10,
+                   f"{self.kind} {self.name} to be stopped")
 
     def resume(self):
         os.kill(self.proc.pid, signal.SIGCONT)

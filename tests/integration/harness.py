@@ -422,8 +422,22 @@ class Member:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
+    def thread_states(self):
+        states = []
+        for t in pathlib.Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                stat = (t / "stat").read_text()
+            except OSError:
+                continue  # the thread ended
+            states.append(stat.rsplit(")", 1)[1].split()[0])
+        return states
+
     def pause(self):
+        """SIGSTOP, then waits until every thread of the process is stopped (the signal
+        is delivered asynchronously; a request could still be served meanwhile)."""
         os.kill(self.proc.pid, signal.SIGSTOP)
+        wait_until(lambda: all(s in ("T", "t") for s in self.thread_states()), 10,
+                   f"{self.kind} {self.name} to be stopped")
 
     def resume(self):
         os.kill(self.proc.pid, signal.SIGCONT)
@@ -441,6 +455,10 @@ class Member:
 
     def log_tail(self, lines=30):
         return "\n".join(self.stderr_text().splitlines()[-lines:])
+
+    def identity_self(self):
+        """This member's own id, from /v2/stats/self."""
+        return http(self.client_port, "GET", "/v2/stats/self").json()["id"]
 
     # Identity as the member reports it (used to mask ids in comparisons).
     def identity(self):
@@ -467,6 +485,20 @@ def new_member(kind, base_dir, name="compat", extra_flags=()):
             if "address already in use" not in m.stderr_text():
                 raise
     raise last
+
+
+def stop_all(members, timeout=10.0):
+    """SIGTERM to every running member at once, then the bounded stop of each (members
+    of a cluster stopped one by one can wait on each other)."""
+    for m in members:
+        if m.alive():
+            try:
+                os.kill(m.pid, signal.SIGCONT)
+                m.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for m in members:
+        m.stop(timeout)
 
 
 def new_cluster(kind, base_dir, n=3, token="etcd-cluster", extra_flags=(), timeout=60.0):

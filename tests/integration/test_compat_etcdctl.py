@@ -4,6 +4,11 @@ for every key command, its output formats and its error cases."""
 import harness
 
 
+def modified_index(c, key):
+    """The key's modifiedIndex, read outside the recorded session."""
+    return harness.http(c.port, "GET", "/v2/keys" + key).json()["node"]["modifiedIndex"]
+
+
 def test_set_get_and_mk_print_values_blocks_and_errors_like_etcd(compare):
     def s(c):
         c.probe("/ctl")
@@ -39,6 +44,8 @@ def test_set_get_and_mk_print_values_blocks_and_errors_like_etcd(compare):
         c.etcdctl("set", "--swap-with-index", "1", "/ctl/a", "x")
         c.etcdctl("set", "--swap-with-index", str(c.index(1) + 100), "--swap-with-value",
                   "nope", "/ctl/a", "x")
+        c.etcdctl("set", "--swap-with-index", str(modified_index(c, "/ctl/a")), "/ctl/a",
+                  "by-index")
         c.etcdctl("-o", "bogus", "get", "/ctl/a")
         c.etcdctl("nosuchcommand")
         c.etcdctl("ls", "--sort", "-p", "/ctl")
@@ -82,7 +89,8 @@ def test_dir_commands_update_and_rm_print_like_etcd(compare):
         c.etcdctl("rm", "--with-value", "hv", "/cdir/h")
         c.etcdctl("set", "/cdir/i", "iv")
         c.etcdctl("rm", "--with-index", "1", "/cdir/i")
-        c.etcdctl("-o", "extended", "rm", "--with-index", str(c.index(22)), "/cdir/i")
+        c.etcdctl("-o", "extended", "rm", "--with-index", str(modified_index(c, "/cdir/i")),
+                  "/cdir/i")
         c.etcdctl("rm", "/cdir/d")
         c.etcdctl("rm", "--dir", "/cdir/d")
         c.etcdctl("rmdir", "/cdir/d")

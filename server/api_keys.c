@@ -108,46 +108,42 @@ static bool field_uint(const struct srv_form *f, const char *name, uint64_t *out
     return !fld || parse_uint(fld->value.ptr, fld->value.len, out);
 }
 
-/* etcd's parseKeyRequest checks, in its order; on failure fills err and returns false. */
-static bool check_params(const char *method, const struct srv_form *f, struct keys_params *p,
-                         struct kv_error *err)
+/* etcd's parseKeyRequest checks, in its order. Returns 0, or K_EV2 with err filled. */
+static int check_params(const char *method, const struct srv_form *f, struct keys_params *p,
+                        struct kv_error *err)
 {
     memset(p, 0, sizeof(*p));
     if (!field_uint(f, "prevIndex", &p->prev_index)) {
-        kv_error_set(err, KV_ECODE_INDEX_NAN, 0, "invalid value for \"prevIndex\"");
-        return false;
+        return kv_error_set(err, KV_ECODE_INDEX_NAN, 0, "invalid value for \"prevIndex\"");
     }
     if (!field_uint(f, "waitIndex", &p->wait_index)) {
-        kv_error_set(err, KV_ECODE_INDEX_NAN, 0, "invalid value for \"waitIndex\"");
-        return false;
+        return kv_error_set(err, KV_ECODE_INDEX_NAN, 0, "invalid value for \"waitIndex\"");
     }
     static const char *const bools[] = { "recursive", "sorted", "wait", "dir", "quorum", "stream" };
     bool *targets[] = { &p->recursive, &p->sorted, &p->wait, &p->dir, &p->quorum, &p->stream };
     for (size_t i = 0; i < K_ARRAY_LEN(bools); i++) {
         if (!field_bool(f, bools[i], targets[i])) {
-            kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for \"%s\"", bools[i]);
-            return false;
+            return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for \"%s\"",
+                                bools[i]);
         }
     }
     if (p->wait && strcmp(method, "GET") != 0) {
-        kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "\"wait\" can only be used with GET requests");
-        return false;
+        return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0,
+                            "\"wait\" can only be used with GET requests");
     }
     p->prev_value = srv_form_get(f, "prevValue");
     if (p->prev_value && p->prev_value->value.len == 0) {
-        kv_error_set(err, KV_ECODE_PREV_VALUE_REQUIRED, 0, "\"prevValue\" cannot be empty");
-        return false;
+        return kv_error_set(err, KV_ECODE_PREV_VALUE_REQUIRED, 0, "\"prevValue\" cannot be empty");
     }
     p->has_prev_value = p->prev_value != NULL;
     if (!field_bool(f, "noValueOnSuccess", &p->no_value_on_success)) {
-        kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for \"noValueOnSuccess\"");
-        return false;
+        return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0,
+                            "invalid value for \"noValueOnSuccess\"");
     }
     const struct srv_form_field *ttl = srv_form_get(f, "ttl");
     if (ttl && ttl->value.len > 0) {
         if (!parse_uint(ttl->value.ptr, ttl->value.len, &p->ttl_s)) {
-            kv_error_set(err, KV_ECODE_TTL_NAN, 0, "invalid value for \"ttl\"");
-            return false;
+            return kv_error_set(err, KV_ECODE_TTL_NAN, 0, "invalid value for \"ttl\"");
         }
         p->has_ttl = true;
     }
@@ -155,26 +151,22 @@ static bool check_params(const char *method, const struct srv_form *f, struct ke
     if (pe) {
         bool b;
         if (!parse_bool(pe->value.ptr, &b)) {
-            kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for prevExist");
-            return false;
+            return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for prevExist");
         }
         p->prev_exist = b ? PREV_EXIST_TRUE : PREV_EXIST_FALSE;
     }
     const struct srv_form_field *rf = srv_form_get(f, "refresh");
     if (rf && !parse_bool(rf->value.ptr, &p->refresh)) {
-        kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for refresh");
-        return false;
+        return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for refresh");
     }
     p->value = srv_form_get(f, "value");
     if (p->refresh && p->value && p->value->value.len > 0) {
-        kv_error_set(err, KV_ECODE_REFRESH_VALUE, 0, "A value was provided on a refresh");
-        return false;
+        return kv_error_set(err, KV_ECODE_REFRESH_VALUE, 0, "A value was provided on a refresh");
     }
     if (p->refresh && !p->has_ttl) {
-        kv_error_set(err, KV_ECODE_REFRESH_TTL_REQUIRED, 0, "No TTL value set");
-        return false;
+        return kv_error_set(err, KV_ECODE_REFRESH_TTL_REQUIRED, 0, "No TTL value set");
     }
-    return true;
+    return 0;
 }
 
 static void add_index_headers(struct srv_api *api, struct srv_api_headers *hs, uint64_t etcd_index)
@@ -449,7 +441,7 @@ void srv_api_keys(struct srv_api *api, struct srv_request *req, const char *key,
     c->key_len = key_len;
     c->time_ns = wall_ns();
     struct kv_error err;
-    if (!check_params(method, &form, &c->p, &err)) {
+    if (check_params(method, &form, &c->p, &err) == K_EV2) {
         srv_api_reply_v2_error(api, req, &err);
         return;
     }

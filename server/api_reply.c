@@ -60,7 +60,8 @@ void srv_api_reply_error(struct srv_api *api, struct srv_request *req, enum kv_e
                          uint64_t index, const char *cause)
 {
     struct kv_error err;
-    kv_error_set(&err, code, index, "%s", cause);
+    int rc = kv_error_set(&err, code, index, "%s", cause);
+    k_assert(rc == K_EV2);
     srv_api_reply_v2_error(api, req, &err);
 }
 

@@ -1123,7 +1123,7 @@ int srv_node_start(uv_loop_t *loop, const struct srv_node_config *cfg, struct sr
         start_fail(err, err_len, rc, "cannot read the store", n->cfg.kv_dir);
         goto fail;
     }
-    n->hub = kv_watch_hub_new(etcd_index, 0);
+    n->hub = kv_watch_hub_new(etcd_index, 0, 0);
     rc = start_raft(n, err, err_len);
     if (rc < 0) goto fail;
     rc = start_loop_side(n);

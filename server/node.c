@@ -117,6 +117,9 @@ struct srv_node {
     uint64_t applied;
     uint64_t snapshot_index;
     bool snapshot_running;
+    /* Loop-side phase of the snapshot in progress. Only this says where the snapshot is: the
+     * job's own fields belong to the worker until its done callback runs. */
+    enum { SNAP_IDLE, SNAP_COPYING, SNAP_COPIED, SNAP_SEALING, SNAP_MARKING } snap_phase;
     struct wal_task_job wal_task;
     struct snap_job snap;
     struct conf_at confs[8]; /* recent configurations by index, for snapshot metadata */
@@ -747,14 +750,14 @@ static void snap_failed(struct srv_node *n, struct snap_job *s, const char *stag
     k_log_error("node", "snapshot %s failed: %s; will retry", stage, k_strerror(s->rc));
     unlink(s->tmp_path);
     n->snapshot_running = false;
-    n->snap.index = 0;
+    n->snap_phase = SNAP_IDLE;
 }
 
 /* Stage 2 may start once the loop has applied what the copy holds. */
 static void maybe_seal(struct srv_node *n)
 {
     struct snap_job *s = &n->snap;
-    if (!n->snapshot_running || s->job.run_cb != snap_copy_run || s->index == 0) return;
+    if (n->snap_phase != SNAP_COPIED) return;
     if (n->in_flight || n->applied < s->index) return;
     const struct raft_storage *st = raft_storage_mem_storage(n->log);
     if (st->term(st->data, s->index, &s->term) < 0) {
@@ -765,6 +768,7 @@ static void maybe_seal(struct srv_node *n)
     s->conf = *conf_at(n, s->index);
     s->job.run_cb = snap_seal_run;
     s->job.done_cb = snap_seal_done;
+    n->snap_phase = SNAP_SEALING;
     srv_worker_submit(&n->snapper, &s->job);
 }
 
@@ -775,6 +779,7 @@ static void snap_copy_done(struct srv_job *job)
         snap_failed(s->node, s, "copy");
         return;
     }
+    s->node->snap_phase = SNAP_COPIED;
     maybe_seal(s->node);
 }
 
@@ -793,7 +798,7 @@ static void wal_task_done(struct srv_job *job)
     struct wal_task_job *t = (struct wal_task_job *)job;
     if (t->rc < 0) fail_broken(t->node, "WAL snapshot marker", t->rc);
     t->node->snapshot_running = false;
-    t->node->snap.index = 0;
+    t->node->snap_phase = SNAP_IDLE;
 }
 
 static void snap_seal_done(struct srv_job *job)
@@ -820,6 +825,7 @@ static void snap_seal_done(struct srv_job *job)
     n->wal_task.node = n;
     n->wal_task.index = s->index;
     n->wal_task.term = s->term;
+    n->snap_phase = SNAP_MARKING;
     srv_worker_submit(&n->disk, &n->wal_task.job);
 }
 
@@ -838,6 +844,7 @@ static void maybe_snapshot(struct srv_node *n)
     s->job.run_cb = snap_copy_run;
     s->job.done_cb = snap_copy_done;
     n->snapshot_running = true;
+    n->snap_phase = SNAP_COPYING;
     srv_worker_submit(&n->snapper, &s->job);
 }
 

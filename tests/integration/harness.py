@@ -333,6 +333,7 @@ class Member:
         self.token = token
         self.extra_flags = list(extra_flags)
         self.log_dir = str(log_dir or pathlib.Path(self.data_dir).parent)
+        self.extra_env = {}  # added to the process environment (LD_PRELOAD shims in tests)
         self.proc = None
         self.starts = 0
         self.last_stdout = self.last_stderr = None
@@ -369,6 +370,7 @@ class Member:
         base = os.path.join(self.log_dir, f"{self.name}.{self.kind}.{self.starts}")
         self.last_stdout, self.last_stderr = base + ".out", base + ".err"
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
+        env.update(self.extra_env)
         with open(self.last_stdout, "wb") as out, open(self.last_stderr, "wb") as err:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=err, env=env, cwd=self.log_dir)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/crc32c.h"
 #include "base/err.h"
 #include "kv/kv_int.h"
 #include "kv/store.h"
@@ -52,4 +53,17 @@ int kv_store_dump(struct kv_store *s, kv_dump_cb cb, void *data)
     if (ret == 0) ret = dump_table(txn, s->dbi_expiry, cb, data);
     mdb_txn_abort(txn);
     return ret;
+}
+
+static int digest_cb(void *data, const void *bytes, size_t len)
+{
+    uint32_t *crc = data;
+    *crc = k_crc32c(*crc, bytes, len);
+    return 0;
+}
+
+int kv_store_digest(struct kv_store *s, uint32_t *crc32c)
+{
+    *crc32c = 0;
+    return kv_store_dump(s, digest_cb, crc32c);
 }

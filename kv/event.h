@@ -2,10 +2,11 @@
  * a response body and delivers to watchers (spec/etcd-v2-api.md §4.3). kv builds events; the
  * server only serializes them (kv/json.h). Not here: errors (kv/error.h).
  *
- * Ownership: an event is reference-counted and immutable once built. Every string and node it
- * shows lives in the event's own arena and stays valid while a reference is held. The count
- * is not atomic: an event is handed between threads only as a whole batch (kv/apply.h), and
- * used by one thread at a time. */
+ * Ownership: an event is reference-counted, and what it shows is immutable once built (the hub
+ * only frees its private removed-path list when it publishes it). Every string and node lives
+ * in the event's own arena and stays valid while a reference is held. The count is not atomic:
+ * an event is handed between threads only as a whole batch (kv/apply.h), and used by one
+ * thread at a time. */
 #ifndef KETCH_KV_EVENT_H
 #define KETCH_KV_EVENT_H
 

@@ -103,6 +103,10 @@ typedef int (*kv_dump_cb)(void *data, const void *bytes, size_t len);
  * callback's non-zero value, or an LMDB error. */
 K_MUST_USE int kv_store_dump(struct kv_store *s, kv_dump_cb cb, void *data);
 
+/* CRC-32C of kv_store_dump's bytes: a cheap way for members (or the simulator) to compare
+ * their state at the same applied index. Returns 0 or an LMDB error. */
+K_MUST_USE int kv_store_digest(struct kv_store *s, uint32_t *crc32c);
+
 /* Replaces the store in config->dir with the snapshot file at snapshot_path (which is moved
  * there by rename, so it must be on the same file system) and opens it, as kv_store_open.
  * No store may be open on config->dir. The snapshot is checked to be a ketch store first;

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "base/crc32c.h"
 #include "base/prng.h"
 #include "kv_test_util.h"
 
@@ -69,6 +70,12 @@ START_TEST(test_same_entries_give_byte_identical_snapshots)
     ck_assert_uint_gt(da.len, 10000);
     ck_assert_uint_eq(da.len, dc.len);
     ck_assert(memcmp(da.data, dc.data, da.len) == 0);
+    uint32_t crc_a;
+    uint32_t crc_c;
+    ck_assert_int_eq(kv_store_digest(a.s, &crc_a), 0);
+    ck_assert_int_eq(kv_store_digest(c.s, &crc_c), 0);
+    ck_assert_uint_eq(crc_a, crc_c);
+    ck_assert_uint_eq(crc_a, k_crc32c(0, da.data, da.len));
     kv_buf_free(&da);
     kv_buf_free(&dc);
     free(sa);

@@ -3,6 +3,8 @@
  * environments and impossible limits are refused. */
 #include <check.h>
 #include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "kv_test_util.h"
 
@@ -123,6 +125,56 @@ START_TEST(test_next_expiration_names_the_earliest_ttl)
 }
 END_TEST
 
+struct reader {
+    struct kv_store *s;
+    atomic_bool stop;
+    int reads;
+    int failures;
+    uint64_t last_index;
+    bool went_back;
+};
+
+static void *reader_main(void *arg)
+{
+    struct reader *r = arg;
+    while (!atomic_load(&r->stop)) {
+        struct kv_event *ev;
+        struct kv_error err;
+        int rc = kv_get(r->s, "/d1", 3, true, true, KVT_T0_NS, &ev, &err);
+        if (rc == 0) {
+            if (ev->index < r->last_index) r->went_back = true;
+            r->last_index = ev->index;
+            kv_event_unref(ev);
+        } else if (rc != K_EV2 || err.ecode != KV_ECODE_KEY_NOT_FOUND) {
+            r->failures++;
+        }
+        r->reads++;
+    }
+    return NULL;
+}
+
+START_TEST(test_reads_on_another_thread_see_consistent_growing_states_during_apply)
+{
+    /* The server reads (kv_get) on its loop thread while a worker applies: each read is one
+     * consistent LMDB snapshot, and the index it reports never goes back. */
+    struct kvt t;
+    kvt_open(&t);
+    struct kvt_workload w;
+    kvt_workload_make(&w, 3000, 3);
+    struct reader r = { .s = t.s };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &r), 0);
+    ck_assert_int_eq(kvt_workload_apply(t.s, &w, 0, w.n, 7, 0), 0);
+    atomic_store(&r.stop, true);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_gt(r.reads, 0);
+    ck_assert_int_eq(r.failures, 0);
+    ck_assert(!r.went_back);
+    kvt_workload_free(&w);
+    kvt_close(&t);
+}
+END_TEST
+
 Suite *test_kv_store_suite(void)
 {
     Suite *s = suite_create("kv_store");
@@ -131,6 +183,7 @@ Suite *test_kv_store_suite(void)
     tcase_add_test(tc, test_a_full_map_fails_the_batch_and_applies_nothing_of_it);
     tcase_add_test(tc, test_foreign_environments_and_bad_limits_are_refused);
     tcase_add_test(tc, test_next_expiration_names_the_earliest_ttl);
+    tcase_add_test(tc, test_reads_on_another_thread_see_consistent_growing_states_during_apply);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -178,6 +178,9 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
 static int head_to_request(struct srv_http_parser *p, struct srv_http_request *r)
 {
     struct srv_http_parser_head *h = p->head;
+    /* The head's own copy (strings, decoded path, header array, NULs and alignment) is paid
+     * on top of arena_bytes, which stays the handler's scratch. */
+    srv_arena_budget_add(&r->arena, 3 * h->len + (h->nhdr + 1) * (sizeof(*r->headers) + 64));
     char *target = srv_arena_strndup(&r->arena, h->buf, h->url_len);
     r->headers = srv_arena_alloc(&r->arena, (h->nhdr ? h->nhdr : 1) * sizeof(*r->headers));
     if (target == NULL || r->headers == NULL) return K_ELIMIT;

@@ -36,7 +36,8 @@ struct srv_http_limits {
     size_t head_bytes_max; /* longer head (target, names, values, trailers): 431 */
     size_t headers_max;    /* more header lines: 431 */
     size_t body_bytes_max; /* longer body: the request is delivered with body_too_large */
-    size_t arena_bytes;    /* each request's arena budget, plus 2 x its body length */
+    size_t arena_bytes;    /* each request's arena budget for the handler, on top of what
+                              its own head needs and 2 x its body length */
 };
 
 /* Fills l with the defaults above. */

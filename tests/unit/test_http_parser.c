@@ -288,6 +288,19 @@ START_TEST(test_request_line_of_4096_bytes_is_accepted_and_longer_targets_are_41
 }
 END_TEST
 
+START_TEST(test_head_just_under_the_limit_fits_the_request_arena)
+{
+    limits.arena_bytes = 1024; /* far less than the head: the head pays for itself */
+    char *s = repeat("GET / HTTP/1.1\r\nHost: x\r\nX-A: ", 'b', SRV_HTTP_HEAD_BYTES_MAX - 100,
+                     "\r\n\r\n");
+    struct srv_http_request *r = parse_one(s);
+    ck_assert_uint_eq(strlen(srv_http_request_header(r, "x-a")), SRV_HTTP_HEAD_BYTES_MAX - 100);
+    ck_assert_ptr_nonnull(srv_arena_alloc(&r->arena, 512)); /* the handler's scratch is there */
+    srv_http_request_free(r);
+    free(s);
+}
+END_TEST
+
 START_TEST(test_head_over_limit_and_too_many_headers_are_431)
 {
     char *s =
@@ -401,6 +414,7 @@ Suite *test_http_parser_suite(void)
     tcase_add_test(tc, test_http2_version_is_505);
     tcase_add_test(tc, test_request_line_of_4096_bytes_is_accepted_and_longer_targets_are_414);
     tcase_add_test(tc, test_head_over_limit_and_too_many_headers_are_431);
+    tcase_add_test(tc, test_head_just_under_the_limit_fits_the_request_arena);
     tcase_add_test(tc, test_declared_body_over_limit_is_delivered_at_once_flagged);
     tcase_add_test(tc, test_chunked_body_over_limit_is_delivered_flagged);
     tcase_add_test(tc, test_partial_request_reports_progress_state);

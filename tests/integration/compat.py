@@ -26,8 +26,8 @@ What is masked, and why (each is listed in spec section 19):
   * expiration -- the clock: it must match RFC 3339 with nanoseconds in UTC (spec 4.3),
     then it is replaced by <EXP>.
   * ttl (JSON "ttl", etcdctl "TTL:") -- the clock: compared within +-1 second.
-  * Order of children without sorted=true -- arbitrary in etcd (spec 4.5): sorted by key
-    before comparing.
+  * Order of children without sorted=true (and of etcdctl ls lines without --sort) --
+    arbitrary in etcd (spec 4.5): sorted by key before comparing.
 Nothing else is masked: error bodies, messages, causes, header sets, status lines, the
 order of JSON keys and Go's JSON string escaping are compared exactly.
 """
@@ -464,8 +464,12 @@ class Normalizer:
             lines.append("  chunk: " + self.body(resp, meta["path"]))
         elif kind == "cli":
             lines.append(f"  exit: {resp.returncode}")
-            lines.append("  stdout: " + self.text(resp.stdout.decode("utf-8", "replace"))
-                         .replace("\n", "\n          "))
+            out = resp.stdout.decode("utf-8", "replace")
+            argv = req.split()
+            if "ls" in argv and "--sort" not in argv and "-o" not in argv:
+                # children order without --sort is arbitrary in etcd (spec 4.5)
+                out = "".join(sorted(out.splitlines(keepends=True)))
+            lines.append("  stdout: " + self.text(out).replace("\n", "\n          "))
             lines.append("  stderr: " + self.text(resp.stderr.decode("utf-8", "replace"))
                          .replace("\n", "\n          "))
         elif kind == "py":

@@ -26,8 +26,8 @@ What is masked, and why (each is listed in spec section 19):
   * expiration -- the clock: it must match RFC 3339 with nanoseconds in UTC (spec 4.3),
     then it is replaced by <EXP>.
   * ttl (JSON "ttl", etcdctl "TTL:") -- the clock: compared within +-1 second.
-  * Order of children without sorted=true -- arbitrary in etcd (spec 4.5): sorted by key
-    before comparing.
+  * Order of children without sorted=true (and of etcdctl ls lines without --sort) --
+    arbitrary in etcd (spec 4.5): sorted by key before comparing.
 Nothing else is masked: error bodies, messages, causes, header sets, status lines, the
 order of JSON keys and Go's JSON string escaping are compared exactly.
 """
@@ -60,6 +60,7 @@ class Recorder:
         self.base = None
         self.raft = []
         self.bg = []  # background processes and watch connections, closed by cleanup()
+        self.prefix = None
         self.cid, self.mids = member.identity()
 
     def cleanup(self):
@@ -71,6 +72,10 @@ class Recorder:
             else:
                 x.close()
         self.bg = []
+        if self.prefix:
+            # whatever the session left (it may have failed halfway) must not leak into
+            # the next session's listings; both members get this same unrecorded delete
+            harness.http(self.port, "DELETE", f"/v2/keys{self.prefix}?recursive=true")
 
     # -- plumbing
     def _add(self, kind, request, response, **meta):
@@ -79,6 +84,7 @@ class Recorder:
     def probe(self, prefix):
         """Writes <prefix>/_probe (hidden, so it never shows up in listings) and takes its
         index as the session's base."""
+        self.prefix = prefix
         r = harness.http(self.port, "PUT", f"/v2/keys{prefix}/_probe", {"value": "probe"})
         assert r.status in (200, 201), r
         self.base = r.json()["node"]["modifiedIndex"]
@@ -128,7 +134,12 @@ class Recorder:
         conn = harness.Connection(self.port, timeout=5)
         self.bg.append(conn)
         conn.send(harness.build_request("GET", path))
-        resp = conn.read_head()
+        try:
+            resp = conn.read_head()
+        except socket_timeout():
+            raise AssertionError(f"{self.role}: no status line and headers within 5 s for "
+                                 f"watch {path}; they must be flushed before any event "
+                                 f"(spec 5.1)") from None
         resp.chunks, resp.chunk_sizes_raw = [], []
         w = Watch(conn, resp, f"GET {path}" + (f" ({note})" if note else ""))
         self._add("watch-head", w.label, resp, path=path)
@@ -464,8 +475,12 @@ class Normalizer:
             lines.append("  chunk: " + self.body(resp, meta["path"]))
         elif kind == "cli":
             lines.append(f"  exit: {resp.returncode}")
-            lines.append("  stdout: " + self.text(resp.stdout.decode("utf-8", "replace"))
-                         .replace("\n", "\n          "))
+            out = resp.stdout.decode("utf-8", "replace")
+            argv = req.split()
+            if "ls" in argv and "--sort" not in argv and "-o" not in argv:
+                # children order without --sort is arbitrary in etcd (spec 4.5)
+                out = "".join(sorted(out.splitlines(keepends=True)))
+            lines.append("  stdout: " + self.text(out).replace("\n", "\n          "))
             lines.append("  stderr: " + self.text(resp.stderr.decode("utf-8", "replace"))
                          .replace("\n", "\n          "))
         elif kind == "py":

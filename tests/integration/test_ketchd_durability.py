@@ -307,3 +307,33 @@ def test_three_member_cluster_keeps_writes_when_a_member_is_killed_and_restarted
         return len(got) == 13 and all(got[f"/c/k{i}"]["value"] == str(i) for i in range(13))
     harness.wait_until(caught_up, 30, "the restarted member to catch up with 13 keys")
     assert victim.identity() == (cid, list(mids))
+
+
+def test_member_without_quorum_answers_writes_with_300_and_still_serves_reads(request):
+    # error 300 cannot be provoked on one member (spec 6): stop two of three
+    tmp = harness.TempDir("ketch-noquorum-")
+    request.addfinalizer(tmp.remove)
+    members = harness.new_cluster(harness.candidate_kind(), tmp.path, n=3)
+    request.addfinalizer(lambda: harness.stop_all(members, timeout=3))
+    survivor = members[0]
+    r = harness.http(survivor.client_port, "PUT", "/v2/keys/nq/k", {"value": "before"})
+    assert r.status == 201
+    harness.wait_until(lambda: all(read_tree(m, "/nq")[0] for m in members), 10,
+                       "every member to apply the write")
+    for m in members[1:]:
+        m.kill9()
+    # the write waits for a quorum that never comes: 5 s + 2 election timeouts in etcd
+    r = harness.http(survivor.client_port, "PUT", "/v2/keys/nq/k", {"value": "lost"},
+                     timeout=30)
+    assert r.status == 500, r
+    j = r.json()
+    assert (j["errorCode"], j["message"], j["index"]) == (300, "Raft Internal Error", 0)
+    assert j.get("cause") and r.header("X-Etcd-Index") == "0"
+    assert r.header("X-Etcd-Cluster-Id") and r.header("X-Raft-Index") is None
+    # a default GET is served from the local store without quorum (spec 4.5)
+    r = harness.http(survivor.client_port, "GET", "/v2/keys/nq/k")
+    assert r.status == 200 and r.json()["node"]["value"] == "before"
+    r = harness.http(survivor.client_port, "GET", "/health", timeout=10)
+    assert (r.status, r.body) == (503, b'{"health":"false"}\n')
+    r = harness.http(survivor.client_port, "GET", "/v2/members")
+    assert r.status == 200 and len(r.json()["members"]) == 3

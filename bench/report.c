@@ -80,8 +80,12 @@ static void table_config(FILE *out, const struct bench_config *cfg)
 void bench_report_table(FILE *out, const struct bench_config *cfg, const struct bench_result *res)
 {
     table_config(out, cfg);
-    fprintf(out, "measured %.2f s after %.2f s warm-up: %" PRIu64 " requests, %.1f req/s",
-            res->measured_s, (double)cfg->warmup_ns / 1e9, res->requests,
+    if (res->is_watch)
+        fprintf(out, "measured %.2f s from the first write", res->measured_s);
+    else
+        fprintf(out, "measured %.2f s after %.2f s warm-up", res->measured_s,
+                (double)cfg->warmup_ns / 1e9);
+    fprintf(out, ": %" PRIu64 " requests, %.1f req/s", res->requests,
             rate(res->requests, res->measured_s));
     if (cfg->workload == BENCH_WORKLOAD_CAS) {
         fprintf(out, ", %" PRIu64 " swapped, %" PRIu64 " lost the race (412)", res->ok,

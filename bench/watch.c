@@ -203,7 +203,7 @@ static void writer_fill(struct writer *wr)
     uint64_t seq = w->next_write++;
     char path[sizeof(w->watch_path) + 32];
     writer_path(w, seq, path, sizeof(path));
-    char head[16];
+    char head[32];
     snprintf(head, sizeof(head), "w%08" PRIu64, seq);
     memcpy(w->value, head, VALUE_BYTES_MIN);
     size_t vlen = w->cfg->value_bytes;
@@ -268,6 +268,14 @@ static void wrun_finish(struct wrun *w)
     w->finished = true;
     uint64_t now = uv_hrtime();
     if (w->first_write_ns) w->res->measured_s = (double)(now - w->first_write_ns) / 1e9;
+    for (size_t i = 0; i < w->cfg->watchers; i++) {
+        w->res->bytes_sent += w->watchers[i].conn.bytes_sent;
+        w->res->bytes_recv += w->watchers[i].conn.bytes_recv;
+    }
+    for (size_t i = 0; i < w->nwriters; i++) {
+        w->res->bytes_sent += w->writers[i].conn.bytes_sent;
+        w->res->bytes_recv += w->writers[i].conn.bytes_recv;
+    }
     uv_close((uv_handle_t *)&w->deadline, NULL);
     for (size_t i = 0; i < w->cfg->watchers; i++) {
         uv_close((uv_handle_t *)&w->watchers[i].retry, NULL);
@@ -382,7 +390,9 @@ int bench_watch_run(uv_loop_t *loop, const struct bench_config *cfg, struct benc
     w->cfg = cfg;
     w->res = out;
     w->nwriters = cfg->connections;
-    snprintf(w->watch_path, sizeof(w->watch_path), "/v2/keys/%s/watch", cfg->prefix);
+    /* A key and a dir cannot share a name, so the two modes use different paths. */
+    snprintf(w->watch_path, sizeof(w->watch_path), "/v2/keys/%s/%s", cfg->prefix,
+             cfg->watch_recursive ? "watchdir" : "watch");
     w->value = k_xmalloc(cfg->value_bytes + 1);
     memset(w->value, 'x', cfg->value_bytes);
     w->value[cfg->value_bytes] = '\0';

@@ -1,9 +1,9 @@
-/* The watch fan-out workload: `watchers` connections each watch one key (or a subtree),
- * by long poll re-armed with waitIndex = last modifiedIndex + 1 (spec §5.3, the way etcdctl
- * and python3-etcd watch) or by one stream=true response (§5.5); once all are registered,
- * `connections` writers make `writes` writes, closed loop. Measures how long until every
- * watcher has seen every write, and per event the time from sending the write to a
- * watcher receiving it. */
+/* The watch fan-out workload: `watchers` connections each watch one key (or a subtree:
+ * <prefix>/watch, or <prefix>/watchdir with --recursive), by long poll re-armed with waitIndex =
+ * last modifiedIndex + 1 (spec §5.3, the way etcdctl and python3-etcd watch) or by one stream=true
+ * response (§5.5); once all are registered, `connections` writers make `writes` writes, closed
+ * loop. Measures how long until every watcher has seen every write, and per event the time from
+ * sending the write to a watcher receiving it. */
 #ifndef KETCH_BENCH_WATCH_H
 #define KETCH_BENCH_WATCH_H
 

@@ -48,6 +48,7 @@ struct runner {
     uint64_t phase_start_ns;
     uint64_t measure_start_ns;
     uint64_t measure_end_ns;
+    uint64_t preload_keys; /* keys written before warm-up: [0, preload_keys) */
     uint64_t preload_next; /* next key to preload */
     uint64_t preload_done; /* preload writes answered */
     uint64_t issued;       /* measured requests (ops) sent, count mode */
@@ -223,7 +224,7 @@ static void on_response(struct bench_conn *c, const struct bench_response *rsp)
     switch (tag_kind(rsp->tag)) {
     case REQ_PRELOAD:
         if (!ok) r->res->preload_failed++;
-        if (++r->preload_done == r->cfg->keys) runner_enter(r, PHASE_WARMUP);
+        if (++r->preload_done == r->preload_keys) runner_enter(r, PHASE_WARMUP);
         break;
     case REQ_PUT:
     case REQ_GET:
@@ -286,7 +287,7 @@ static void on_failed(struct bench_conn *c, int err, size_t inflight)
     } else if (r->phase == PHASE_PRELOAD && inflight) {
         r->res->preload_failed += inflight;
         r->preload_done += inflight;
-        if (r->preload_done >= r->cfg->keys) runner_enter(r, PHASE_WARMUP);
+        if (r->preload_done >= r->preload_keys) runner_enter(r, PHASE_WARMUP);
     }
     if (r->phase < PHASE_DRAIN) {
         k_assert(uv_timer_start(&cl->retry, on_retry, RECONNECT_DELAY_MS, 0) == 0);
@@ -339,7 +340,7 @@ static void runner_enter(struct runner *r, enum phase p)
     case PHASE_WARMUP:
         if (r->res->preload_failed) {
             fprintf(stderr, "ketch-bench: %" PRIu64 " of %" PRIu64 " preload writes failed\n",
-                    r->res->preload_failed, r->cfg->keys);
+                    r->res->preload_failed, r->preload_keys);
         }
         if (r->cfg->warmup_ns == 0) {
             runner_enter(r, PHASE_MEASURE);
@@ -441,6 +442,7 @@ int bench_workload_run(uv_loop_t *loop, const struct bench_config *cfg, struct b
         cl->retry.data = cl;
     }
     bool preload = cfg->preload && cfg->workload != BENCH_WORKLOAD_PUT;
+    r->preload_keys = cfg->workload == BENCH_WORKLOAD_CAS ? cfg->cas_keys : cfg->keys;
     runner_enter(r, preload ? PHASE_PRELOAD : PHASE_WARMUP);
     k_assert(uv_timer_start(&r->watchdog, on_watchdog, WATCHDOG_PERIOD_MS, WATCHDOG_PERIOD_MS) ==
              0);

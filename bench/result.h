@@ -38,7 +38,7 @@ struct bench_errors {
 /* Watch fan-out figures (workload watch only). */
 struct bench_watch_result {
     size_t watchers;
-    uint64_t writes;            /* writes acknowledged */
+    uint64_t writes;            /* writes sent (the acknowledged ones are in ok) */
     uint64_t events_expected;   /* watchers * writes */
     uint64_t events_seen;       /* distinct (watcher, write) pairs delivered */
     double ready_ms;            /* from opening the watchers until all were registered */

@@ -53,9 +53,9 @@ struct wrun {
     char *value;       /* value_bytes, rewritten with each write's sequence number */
     uint64_t *sent_ns; /* per write: uv_hrtime() when sent, 0 before */
     uint64_t next_write;
-    uint64_t writes_done;
-    size_t ready;    /* watchers registered */
-    size_t complete; /* watchers that saw every write */
+    uint64_t writes_done; /* writes answered, or lost with their connection */
+    size_t ready;         /* watchers registered */
+    size_t complete;      /* watchers that saw every write */
     uint64_t open_ns;
     uint64_t first_write_ns;
     bool writing;
@@ -63,6 +63,7 @@ struct wrun {
 };
 
 static void wrun_finish(struct wrun *w);
+static void wrun_maybe_finish(struct wrun *w);
 static void writer_fill(struct writer *wr);
 
 static void watcher_send(struct watcher *wt)
@@ -98,7 +99,7 @@ static void watcher_event(struct watcher *wt, const char *json)
     if (w->sent_ns[seq]) bench_hist_record(&w->res->watch.delivery, now - w->sent_ns[seq]);
     if (wt->seen == w->cfg->writes && ++w->complete == w->cfg->watchers) {
         w->res->watch.all_seen_ms = (double)(now - w->first_write_ns) / 1e6;
-        wrun_finish(w);
+        wrun_maybe_finish(w);
     }
 }
 
@@ -233,6 +234,7 @@ static void writer_response(struct bench_conn *c, const struct bench_response *r
     }
     w->writes_done++;
     writer_fill(wr);
+    wrun_maybe_finish(w);
 }
 
 static void writer_connected(struct bench_conn *c)
@@ -253,6 +255,7 @@ static void writer_failed(struct bench_conn *c, int err, size_t inflight)
     if (w->finished || err == 0) return;
     bench_errors_add_transport(&w->res->errors, err, inflight ? inflight : 1);
     w->res->requests += inflight;
+    w->writes_done += inflight; /* answered by nobody: done, for wrun_maybe_finish() */
     k_assert(uv_timer_start(&wr->retry, writer_retry, RECONNECT_DELAY_MS, 0) == 0);
 }
 
@@ -285,6 +288,13 @@ static void wrun_finish(struct wrun *w)
         uv_close((uv_handle_t *)&w->writers[i].retry, NULL);
         bench_conn_close(&w->writers[i].conn);
     }
+}
+
+/* Ends the run once every watcher has seen every write and every write has its answer
+ * (watchers can see a write before the writer hears back). */
+static void wrun_maybe_finish(struct wrun *w)
+{
+    if (w->complete == w->cfg->watchers && w->writes_done == w->next_write) wrun_finish(w);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -409,7 +419,7 @@ int bench_watch_run(uv_loop_t *loop, const struct bench_config *cfg, struct benc
     wrun_open(w, first_index);
     uv_run(loop, UV_RUN_DEFAULT);
     k_assert(w->finished);
-    out->watch.writes = w->writes_done;
+    out->watch.writes = w->next_write;
     wrun_free(w);
     return 0;
 }

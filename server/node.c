@@ -53,6 +53,7 @@ struct ready_flight {
     int wal_rc;
     int kv_rc;
     uint64_t wal_ns;
+    uint64_t wal_bytes; /* the WAL's byte counter after the write */
     struct kv_batch batch;
 };
 
@@ -251,6 +252,9 @@ static void wal_run(struct srv_job *job)
     f->wal_rc = raft_wal_write(n->wal, f->rd.entries, f->rd.entries_n,
                                f->rd.hard_state_changed ? &f->rd.hard_state : NULL);
     f->wal_ns = mono_ns() - start;
+    struct raft_wal_stats ws;
+    raft_wal_stats(n->wal, &ws); /* read here: the WAL is this thread's */
+    f->wal_bytes = ws.bytes;
 }
 
 /* Apply worker: apply committed entries to the store in one transaction. */
@@ -383,6 +387,7 @@ static void wal_done(struct srv_job *job)
     if (f->wal_rc < 0) fail_broken(n, "WAL write", f->wal_rc);
     if (n->cfg.metrics && rd->entries_n) {
         srv_histogram_observe(&n->cfg.metrics->wal_fsync, (double)f->wal_ns / 1e9);
+        n->cfg.metrics->wal_write_bytes = f->wal_bytes;
     }
     if (raft_state(n->raft) != RAFT_STATE_LEADER) send_messages(n, rd);
     if (rd->entries_n > 0) {
@@ -407,13 +412,23 @@ static void apply_done(struct srv_job *job)
     struct srv_node *n = f->node;
     if (f->kv_rc < 0) fail_broken(n, "store apply", f->kv_rc);
     struct srv_metrics *m = n->cfg.metrics;
-    if (m) srv_histogram_observe(&m->backend_commit, (double)job->run_ns / 1e9);
+    if (m) {
+        /* The apply is one LMDB write transaction: its duration is both the backend commit
+         * etcd reports and our apply latency. */
+        srv_histogram_observe(&m->backend_commit, (double)job->run_ns / 1e9);
+        srv_histogram_observe(&m->apply, (double)job->run_ns / 1e9);
+    }
     const struct raft_ready *rd = &f->rd;
     if (f->batch.applied_index > n->applied) n->applied = f->batch.applied_index;
     if (rd->committed_n && rd->committed[rd->committed_n - 1].index > n->applied) {
         n->applied = rd->committed[rd->committed_n - 1].index;
     }
     kv_watch_hub_publish(n->hub, f->batch.events, f->batch.event_count);
+    if (m) {
+        for (size_t i = 0; i < f->batch.event_count; i++) {
+            if (f->batch.events[i]->action == KV_ACTION_EXPIRE) m->store_expires++;
+        }
+    }
     answer_writes(n, &f->batch);
     kv_batch_free(&f->batch);
     if (m) m->proposals_applied = n->applied;

@@ -227,10 +227,6 @@ static void stats_self(struct srv_api *api, struct srv_request *req)
     struct srv_node_status st;
     srv_node_status(api->node, &st);
     int64_t now = wall_ns();
-    if (st.leader != api->leader_seen_id) {
-        api->leader_seen_id = st.leader;
-        api->leader_seen_ns = now;
-    }
     struct kv_buf b = { 0 };
     APPEND_LIT(&b, "{\"name\":");
     kv_json_string(&b, api->name, strlen(api->name));
@@ -242,9 +238,10 @@ static void stats_self(struct srv_api *api, struct srv_request *req)
     n = snprintf(text, sizeof(text), "\",\"leaderInfo\":{\"leader\":\"%" PRIx64 "\",\"uptime\":\"",
                  st.leader);
     kv_buf_append(&b, text, (size_t)n);
-    go_duration(&b, st.leader ? (uint64_t)(now - api->leader_seen_ns) : 0);
+    int64_t since = st.leader_since_wall_ns;
+    go_duration(&b, st.leader && now > since ? (uint64_t)(now - since) : 0);
     APPEND_LIT(&b, "\",\"startTime\":\"");
-    kv_json_time(&b, api->leader_seen_ns);
+    kv_json_time(&b, since);
     APPEND_LIT(&b, "\"},\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}");
     srv_api_reply_json(api, req, 200, b.data, b.len, false);
     kv_buf_free(&b);

@@ -55,6 +55,7 @@ static const struct flag_def flags[] = {
     F("max-snapshots", FLAG_UINT32, max_snapshots, "5"),
     F("max-wals", FLAG_UINT32, max_wals, "5"),
     F("max-request-bytes", FLAG_UINT64, max_request_bytes, "1572864"),
+    F("quota-backend-bytes", FLAG_UINT64, quota_backend_bytes, "0"),
     F("initial-advertise-peer-urls", FLAG_URLS, initial_advertise_peer_urls,
       "http://localhost:2380"),
     F("initial-cluster", FLAG_STRING, initial_cluster, NULL),
@@ -97,7 +98,6 @@ static const struct flag_def flags[] = {
     X("enable-v2", FLAG_IGNORED_BOOL, NULL),
     X("experimental-enable-v2v3", FLAG_IGNORED, NULL),
     X("initial-election-tick-advance", FLAG_IGNORED_BOOL, NULL),
-    X("quota-backend-bytes", FLAG_IGNORED, NULL),
     X("backend-batch-interval", FLAG_IGNORED, NULL),
     X("backend-batch-limit", FLAG_IGNORED, NULL),
     X("max-txn-ops", FLAG_IGNORED, NULL),
@@ -603,6 +603,7 @@ const char *srv_config_usage(void)
            "  --max-snapshots '5'                   snapshot files to keep\n"
            "  --max-wals '5'                        WAL files to keep\n"
            "  --max-request-bytes '1572864'         largest request body accepted\n"
+           "  --quota-backend-bytes '0'             size limit of the store (0: 64 GiB)\n"
            "\n"
            "Clustering:\n"
            "  --initial-advertise-peer-urls 'http://localhost:2380'\n"

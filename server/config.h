@@ -58,6 +58,7 @@ struct srv_config {
     uint32_t election_timeout_ms;
     uint64_t snapshot_count;
     uint64_t max_request_bytes;
+    uint64_t quota_backend_bytes; /* the store's size limit (LMDB map size); 0 = kv's default */
     uint32_t max_snapshots;
     uint32_t max_wals;
     bool strict_reconfig_check;

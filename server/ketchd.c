@@ -217,6 +217,7 @@ static int run(struct ketchd *k, char *err, size_t err_len)
         .election_ms = k->cfg.election_timeout_ms,
         .snapshot_count = k->cfg.snapshot_count,
         .max_snapshots = k->cfg.max_snapshots ? k->cfg.max_snapshots : 1,
+        .store_bytes_max = k->cfg.quota_backend_bytes,
         .request_timeout_ms = 5000 + 2ull * k->cfg.election_timeout_ms,
         .wal_dir = k->dir.wal_dir,
         .snap_dir = k->dir.snap_dir,

@@ -127,6 +127,7 @@ struct srv_node {
     size_t confs_n;
     uint64_t leader;
     uint64_t leader_since_ms;
+    int64_t leader_since_wall_ns;
     enum raft_state state;
     unsigned closing_handles;
 };
@@ -338,6 +339,13 @@ static void take_read_states(struct srv_node *n, const struct raft_ready *rd)
     }
 }
 
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
 static void track_soft_state(struct srv_node *n)
 {
     uint64_t leader = raft_leader(n->raft);
@@ -345,6 +353,7 @@ static void track_soft_state(struct srv_node *n)
     if (leader != n->leader) {
         if (leader != 0) {
             n->leader_since_ms = uv_now(n->loop);
+            n->leader_since_wall_ns = wall_ns();
             if (n->cfg.metrics) n->cfg.metrics->leader_changes++;
             k_log_info("node", "leader is now %" PRIx64 " (term %" PRIu64 ")", leader,
                        raft_term(n->raft));
@@ -574,13 +583,6 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
 static uint64_t new_request_id(struct srv_node *n)
 {
     return ++n->next_id;
@@ -686,6 +688,7 @@ void srv_node_status(const struct srv_node *n, struct srv_node_status *out)
     out->etcd_index = kv_watch_hub_index(n->hub);
     out->state = raft_state(n->raft);
     out->leader_since_ms = n->leader_since_ms;
+    out->leader_since_wall_ns = n->leader_since_wall_ns;
 }
 
 struct kv_store *srv_node_store(struct srv_node *n)
@@ -871,6 +874,13 @@ static int start_fail(char *err, size_t err_len, int rc, const char *what, const
     return rc;
 }
 
+/* "<what> <path>: <why>", for failures on a file or directory. */
+static int start_fail_path(char *err, size_t err_len, int rc, const char *what, const char *path)
+{
+    snprintf(err, err_len, "%s %s: %s", what, path, k_strerror(rc));
+    return rc;
+}
+
 /* A new cluster: the initial configuration is raft's snapshot at index 1. It is written as a
  * real snapshot file (with the empty store), then marked in the WAL, so a restart finds the
  * configuration exactly as a later snapshot would give it. */
@@ -921,16 +931,20 @@ static int restore_store(struct srv_node *n, const struct raft_snap_info *snap, 
     char tmp[4300];
     snprintf(tmp, sizeof(tmp), "%s.restore", n->cfg.kv_dir);
     int rc = raft_snap_extract(snap, tmp);
-    if (rc < 0) return start_fail(err, err_len, rc, "cannot extract snapshot", snap->path);
+    if (rc < 0) return start_fail_path(err, err_len, rc, "cannot extract snapshot", snap->path);
     kv_store_close(n->kv);
     n->kv = NULL;
-    struct kv_store_config kc = { .dir = n->cfg.kv_dir, .no_sync = true };
+    struct kv_store_config kc = { .dir = n->cfg.kv_dir,
+                                  .map_bytes = n->cfg.store_bytes_max,
+                                  .no_sync = true };
     rc = kv_store_restore(&kc, tmp, &n->kv);
     unlink(tmp);
-    if (rc < 0) return start_fail(err, err_len, rc, "cannot restore the store from", snap->path);
+    if (rc < 0)
+        return start_fail_path(err, err_len, rc, "cannot restore the store from snapshot",
+                               snap->path);
     uint64_t etcd_index;
     rc = kv_store_indexes(n->kv, applied, &etcd_index);
-    if (rc < 0) return start_fail(err, err_len, rc, "cannot read the store", n->cfg.kv_dir);
+    if (rc < 0) return start_fail_path(err, err_len, rc, "cannot read the store", n->cfg.kv_dir);
     k_log_info("node", "restored the store from snapshot %s (index %" PRIu64 ")", snap->path,
                *applied);
     return 0;
@@ -1009,17 +1023,19 @@ static int recover(struct srv_node *n, char *err, size_t err_len)
                    "rebuilding it from the snapshot and the WAL",
                    n->cfg.kv_dir);
         rc = k_remove_tree(n->cfg.kv_dir);
-        if (rc < 0) return start_fail(err, err_len, rc, "cannot remove", n->cfg.kv_dir);
+        if (rc < 0) return start_fail_path(err, err_len, rc, "cannot remove", n->cfg.kv_dir);
     }
-    struct kv_store_config kc = { .dir = n->cfg.kv_dir, .no_sync = true };
+    struct kv_store_config kc = { .dir = n->cfg.kv_dir,
+                                  .map_bytes = n->cfg.store_bytes_max,
+                                  .no_sync = true };
     rc = kv_store_open(&kc, &n->kv);
-    if (rc < 0) return start_fail(err, err_len, rc, "cannot open the store", n->cfg.kv_dir);
+    if (rc < 0) return start_fail_path(err, err_len, rc, "cannot open the store", n->cfg.kv_dir);
     rc = marker_write(n, false);
     if (rc < 0) return start_fail(err, err_len, rc, "cannot write the store marker", "");
     uint64_t applied;
     uint64_t etcd_index;
     rc = kv_store_indexes(n->kv, &applied, &etcd_index);
-    if (rc < 0) return start_fail(err, err_len, rc, "cannot read the store", n->cfg.kv_dir);
+    if (rc < 0) return start_fail_path(err, err_len, rc, "cannot read the store", n->cfg.kv_dir);
     if (have_snap && applied < snap.meta.index) {
         rc = restore_store(n, &snap, &applied, err, err_len);
         if (rc < 0) return rc;
@@ -1097,7 +1113,7 @@ static int start_loop_side(struct srv_node *n)
     uv_timer_start(&n->sweep_timer, on_sweep, SRV_NODE_SWEEP_INTERVAL_MS,
                    SRV_NODE_SWEEP_INTERVAL_MS);
     uv_check_start(&n->check, on_check);
-    n->closing_handles = 4;
+    n->closing_handles = 7; /* 4 timers and check, 3 worker async handles */
     return 0;
 }
 
@@ -1133,7 +1149,7 @@ int srv_node_start(uv_loop_t *loop, const struct srv_node_config *cfg, struct sr
     n->log = raft_storage_mem_new();
     int rc = k_mkdir_p(n->cfg.snap_dir, 0700);
     if (rc < 0) {
-        start_fail(err, err_len, rc, "cannot create", n->cfg.snap_dir);
+        start_fail_path(err, err_len, rc, "cannot create", n->cfg.snap_dir);
         goto fail;
     }
     rc = recover(n, err, err_len);
@@ -1142,7 +1158,7 @@ int srv_node_start(uv_loop_t *loop, const struct srv_node_config *cfg, struct sr
     uint64_t etcd_index;
     rc = kv_store_indexes(n->kv, &kv_applied, &etcd_index);
     if (rc < 0) {
-        start_fail(err, err_len, rc, "cannot read the store", n->cfg.kv_dir);
+        start_fail_path(err, err_len, rc, "cannot read the store", n->cfg.kv_dir);
         goto fail;
     }
     n->hub = kv_watch_hub_new(etcd_index, 0, 0);
@@ -1165,15 +1181,28 @@ fail:
     return rc;
 }
 
-static void on_handle_closed(uv_handle_t *h)
+/* The node is freed when the last of its handles (timers, check, the workers' async
+ * handles, all inside struct srv_node) has closed: libuv still walks closing handles after
+ * each close callback, so none may be freed before all are closed. */
+static void handle_closed(struct srv_node *n)
 {
-    struct srv_node *n = h->data;
     k_assert(n->closing_handles > 0);
     if (--n->closing_handles > 0) return;
     free((char *)n->cfg.wal_dir);
     free((char *)n->cfg.snap_dir);
     free((char *)n->cfg.kv_dir);
     node_free(n);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+static void on_worker_closed(struct srv_worker *w, void *data)
+{
+    (void)w;
+    handle_closed(data);
 }
 
 int srv_node_stop(struct srv_node *n)
@@ -1189,11 +1218,11 @@ int srv_node_stop(struct srv_node *n)
     fail_list(n, &n->applying, K_ESTOPPED);
     /* Let the Ready in flight and any snapshot finish: their writes may already be durable,
      * and the clients waiting on them are answered if they apply. */
-    srv_worker_stop(&n->snapper);
+    srv_worker_stop(&n->snapper, on_worker_closed, n);
     /* The disk worker's done callback may hand the apply half of a Ready to the applier, so
      * drain them in that order. */
-    srv_worker_stop(&n->disk);
-    srv_worker_stop(&n->applier);
+    srv_worker_stop(&n->disk, on_worker_closed, n);
+    srv_worker_stop(&n->applier, on_worker_closed, n);
     k_assert(!n->in_flight);
     for (size_t i = 0; i < n->proposed.cap; i++) {
         if (n->proposed.slots[i].key) {

@@ -49,6 +49,7 @@ struct srv_node_config {
     uint32_t election_ms;        /* >= 5 * heartbeat_ms */
     uint64_t snapshot_count;     /* applied entries between snapshots */
     uint32_t max_snapshots;      /* snapshot files kept */
+    uint64_t store_bytes_max;    /* LMDB map size; 0 = kv's default */
     uint64_t request_timeout_ms; /* a proposal or read not done by then fails (etcd: 5 s +
                                   * 2 election timeouts) */
     const char *wal_dir;         /* borrowed during srv_node_start only */
@@ -90,7 +91,8 @@ struct srv_node_status {
     uint64_t applied_index;
     uint64_t etcd_index; /* the store index the watch hub has seen */
     enum raft_state state;
-    uint64_t leader_since_ms; /* loop time the current leader was first seen */
+    uint64_t leader_since_ms;     /* loop time the current leader was first seen */
+    int64_t leader_since_wall_ns; /* the same, as Unix time (for /v2/stats/self) */
 };
 
 struct srv_node;

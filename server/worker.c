@@ -107,9 +107,20 @@ void srv_worker_submit(struct srv_worker *w, struct srv_job *job)
     pthread_mutex_unlock(&w->mutex);
 }
 
-void srv_worker_stop(struct srv_worker *w)
+static void on_async_closed(uv_handle_t *h)
 {
-    if (!w->started) return;
+    struct srv_worker *w = h->data;
+    if (w->closed_cb) w->closed_cb(w, w->closed_data);
+}
+
+void srv_worker_stop(struct srv_worker *w, srv_worker_closed_cb closed_cb, void *data)
+{
+    if (!w->started) {
+        if (closed_cb) closed_cb(w, data);
+        return;
+    }
+    w->closed_cb = closed_cb;
+    w->closed_data = data;
     /* Drain: done_cbs may submit follow-up jobs (the raft pipeline does), so loop until
      * nothing is in flight, then tell the thread to exit. */
     while (w->in_flight > 0) {
@@ -126,6 +137,6 @@ void srv_worker_stop(struct srv_worker *w)
     pthread_join(w->thread, NULL);
     pthread_mutex_destroy(&w->mutex);
     pthread_cond_destroy(&w->cond);
-    uv_close((uv_handle_t *)&w->async, NULL);
+    uv_close((uv_handle_t *)&w->async, on_async_closed);
     w->started = false;
 }

@@ -27,6 +27,10 @@ struct srv_job {
     struct srv_job *next; /* owned by the worker while queued */
 };
 
+struct srv_worker;
+/* Called once the worker's handle is closed: from then on its memory may be freed. */
+typedef void (*srv_worker_closed_cb)(struct srv_worker *w, void *data);
+
 struct srv_worker {
     uv_loop_t *loop;
     uv_async_t async; /* wakes the loop to run done_cbs */
@@ -40,6 +44,8 @@ struct srv_worker {
     bool stopping; /* guarded by mutex */
     bool started;
     unsigned in_flight; /* loop thread only: submitted minus done */
+    srv_worker_closed_cb closed_cb;
+    void *closed_data;
     char name[16];
 };
 
@@ -50,8 +56,8 @@ K_MUST_USE int srv_worker_start(struct srv_worker *w, uv_loop_t *loop, const cha
 void srv_worker_submit(struct srv_worker *w, struct srv_job *job);
 
 /* Runs every queued job to completion (their done_cbs included), then stops the thread and
- * closes the async handle; the loop must run afterwards for the close to finish. Loop
- * thread only. */
-void srv_worker_stop(struct srv_worker *w);
+ * closes the async handle; the loop must run afterwards for the close to finish, and only
+ * closed_cb (may be NULL) says the struct may be freed. Loop thread only. */
+void srv_worker_stop(struct srv_worker *w, srv_worker_closed_cb closed_cb, void *data);
 
 #endif

@@ -190,6 +190,7 @@ START_TEST(test_unsupported_features_are_refused_unless_default)
     ck_assert_int_eq(parse(3, "--proxy", "on"), K_ECONFIG);
     ck_assert_int_eq(parse(2, "--auto-tls=false"), 0);
     ck_assert_int_eq(parse(3, "--quota-backend-bytes", "1000"), 0);
+    ck_assert_uint_eq(cfg.quota_backend_bytes, 1000);
     ck_assert_int_eq(parse(3, "--initial-cluster-state", "maybe"), K_ECONFIG);
 }
 END_TEST

@@ -57,6 +57,12 @@ static struct test_job *make_jobs(struct srv_worker *w, int *order, int *n, bool
     return jobs;
 }
 
+static void on_closed(struct srv_worker *w, void *data)
+{
+    (void)w;
+    *(int *)data += 1;
+}
+
 START_TEST(test_worker_runs_off_loop_and_completes_in_order)
 {
     loop_thread = pthread_self();
@@ -66,6 +72,7 @@ START_TEST(test_worker_runs_off_loop_and_completes_in_order)
     ck_assert_int_eq(srv_worker_start(&w, &loop, "test-worker"), 0);
     int order[JOBS];
     int n = 0;
+    int closed = 0;
     struct test_job *jobs = make_jobs(&w, order, &n, false);
     for (int i = 0; i < JOBS; i++)
         srv_worker_submit(&w, &jobs[i].job);
@@ -74,8 +81,10 @@ START_TEST(test_worker_runs_off_loop_and_completes_in_order)
     ck_assert_int_eq(n, JOBS);
     for (int i = 0; i < JOBS; i++)
         ck_assert_int_eq(order[i], i);
-    srv_worker_stop(&w);
+    srv_worker_stop(&w, on_closed, &closed);
+    ck_assert_int_eq(closed, 0); /* only once the loop ran the close */
     uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(closed, 1);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
     free(jobs);
 }
@@ -90,14 +99,17 @@ START_TEST(test_worker_stop_drains_follow_up_jobs)
     ck_assert_int_eq(srv_worker_start(&w, &loop, "test-worker"), 0);
     int order[2 * JOBS];
     int n = 0;
+    int closed = 0;
     struct test_job *jobs = make_jobs(&w, order, &n, true);
     for (int i = 0; i < JOBS; i++)
         srv_worker_submit(&w, &jobs[i].job);
-    srv_worker_stop(&w); /* without running the loop first */
+    srv_worker_stop(&w, on_closed, &closed); /* without running the loop first */
     ck_assert_int_eq(n, 2 * JOBS);
     for (int i = 0; i < JOBS; i++)
         ck_assert_int_eq(order[i], i);
+    ck_assert_int_eq(closed, 0); /* only once the loop ran the close */
     uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(closed, 1);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
     free(jobs);
 }

@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/version.h"
 #include "kv/json.h"
 #include "kv/watch.h"
@@ -14,13 +15,6 @@
 /* Appends a string literal without its NUL (lengths by hand are how a NUL once slipped into
  * /v2/stats/self). */
 #define APPEND_LIT(b, lit) kv_buf_append((b), (lit), sizeof(lit) - 1)
-
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
 
 static bool method_is(struct srv_request *req, const char *m)
 {
@@ -226,7 +220,7 @@ static void stats_self(struct srv_api *api, struct srv_request *req)
 {
     struct srv_node_status st;
     srv_node_status(api->node, &st);
-    int64_t now = wall_ns();
+    int64_t now = k_wall_ns();
     struct kv_buf b = { 0 };
     APPEND_LIT(&b, "{\"name\":");
     kv_json_string(&b, api->name, strlen(api->name));

@@ -9,7 +9,9 @@
 #include <time.h>
 
 #include "api.h"
+#include "base/clock.h"
 #include "base/err.h"
+#include "base/goparse.h"
 #include "base/log.h"
 #include "kv/get.h"
 #include "kv/json.h"
@@ -53,59 +55,19 @@ struct keys_call {
     int64_t time_ns;
 };
 
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
-/* strconv.ParseBool. */
-static bool parse_bool(const char *s, bool *out)
-{
-    static const char *const yes[] = { "1", "t", "T", "TRUE", "true", "True" };
-    static const char *const no[] = { "0", "f", "F", "FALSE", "false", "False" };
-    for (size_t i = 0; i < K_ARRAY_LEN(yes); i++) {
-        if (strcmp(s, yes[i]) == 0) {
-            *out = true;
-            return true;
-        }
-        if (strcmp(s, no[i]) == 0) {
-            *out = false;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* strconv.ParseUint(s, 10, 64): digits only, no sign, no overflow. */
-static bool parse_uint(const char *s, size_t len, uint64_t *out)
-{
-    if (len == 0) return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
-
 /* A present field must parse; an absent one keeps the default. */
 static bool field_bool(const struct srv_form *f, const char *name, bool *out)
 {
     const struct srv_form_field *fld = srv_form_get(f, name);
     *out = false;
-    return !fld || parse_bool(fld->value.ptr, out);
+    return !fld || k_go_parse_bool(fld->value.ptr, out);
 }
 
 static bool field_uint(const struct srv_form *f, const char *name, uint64_t *out)
 {
     const struct srv_form_field *fld = srv_form_get(f, name);
     *out = 0;
-    return !fld || parse_uint(fld->value.ptr, fld->value.len, out);
+    return !fld || k_go_parse_uint10(fld->value.ptr, fld->value.len, out);
 }
 
 /* etcd's parseKeyRequest checks, in its order. Returns 0, or K_EV2 with err filled. */
@@ -142,7 +104,7 @@ static int check_params(const char *method, const struct srv_form *f, struct key
     }
     const struct srv_form_field *ttl = srv_form_get(f, "ttl");
     if (ttl && ttl->value.len > 0) {
-        if (!parse_uint(ttl->value.ptr, ttl->value.len, &p->ttl_s)) {
+        if (!k_go_parse_uint10(ttl->value.ptr, ttl->value.len, &p->ttl_s)) {
             return kv_error_set(err, KV_ECODE_TTL_NAN, 0, "invalid value for \"ttl\"");
         }
         p->has_ttl = true;
@@ -150,13 +112,13 @@ static int check_params(const char *method, const struct srv_form *f, struct key
     const struct srv_form_field *pe = srv_form_get(f, "prevExist");
     if (pe) {
         bool b;
-        if (!parse_bool(pe->value.ptr, &b)) {
+        if (!k_go_parse_bool(pe->value.ptr, &b)) {
             return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for prevExist");
         }
         p->prev_exist = b ? PREV_EXIST_TRUE : PREV_EXIST_FALSE;
     }
     const struct srv_form_field *rf = srv_form_get(f, "refresh");
-    if (rf && !parse_bool(rf->value.ptr, &p->refresh)) {
+    if (rf && !k_go_parse_bool(rf->value.ptr, &p->refresh)) {
         return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for refresh");
     }
     p->value = srv_form_get(f, "value");
@@ -199,7 +161,7 @@ static void serve_get(struct srv_api *api, struct srv_request *req, const char *
 {
     struct kv_event *ev = NULL;
     struct kv_error err;
-    int rc = kv_get(srv_node_store(api->node), key, key_len, p->recursive, p->sorted, wall_ns(),
+    int rc = kv_get(srv_node_store(api->node), key, key_len, p->recursive, p->sorted, k_wall_ns(),
                     &ev, &err);
     if (api->metrics) {
         api->metrics
@@ -439,7 +401,7 @@ void srv_api_keys(struct srv_api *api, struct srv_request *req, const char *key,
     c->req = req;
     c->key = key;
     c->key_len = key_len;
-    c->time_ns = wall_ns();
+    c->time_ns = k_wall_ns();
     struct kv_error err;
     if (check_params(method, &form, &c->p, &err) == K_EV2) {
         srv_api_reply_v2_error(api, req, &err);

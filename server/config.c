@@ -10,6 +10,7 @@
 
 #include "base/alloc.h"
 #include "base/err.h"
+#include "base/goparse.h"
 
 enum flag_kind {
     FLAG_STRING, /* char * field */
@@ -170,19 +171,7 @@ static int flag_find(const char *name, size_t len)
 /* strconv.ParseBool's accepted spellings. */
 static int parse_bool(const char *text, bool *out)
 {
-    static const char *const yes[] = { "1", "t", "T", "TRUE", "true", "True" };
-    static const char *const no[] = { "0", "f", "F", "FALSE", "false", "False" };
-    for (size_t i = 0; i < K_ARRAY_LEN(yes); i++) {
-        if (strcmp(text, yes[i]) == 0) {
-            *out = true;
-            return 0;
-        }
-        if (strcmp(text, no[i]) == 0) {
-            *out = false;
-            return 0;
-        }
-    }
-    return K_ECONFIG;
+    return k_go_parse_bool(text, out) ? 0 : K_ECONFIG;
 }
 
 /* Go's ParseUint(text, 0, 64): decimal, 0x hex, 0 octal; no sign, no spaces. */

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/version.h"
@@ -175,13 +176,6 @@ static void on_signal(uv_signal_t *s, int signum)
     stop(s->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
 static int check_supported(const struct srv_config *c, char *err, size_t err_len)
 {
     if (c->discovery) {
@@ -241,7 +235,7 @@ static int run(struct ketchd *k, char *err, size_t err_len)
     k->api.peer_urls = &k->cfg.initial_advertise_peer_urls;
     srv_id_format(id.cluster_id, k->api.cluster_id_hex);
     srv_id_format(id.member_id, k->api.member_id_hex);
-    k->api.start_time_ns = wall_ns();
+    k->api.start_time_ns = k_wall_ns();
     rc = listen_clients(k, err, err_len);
     if (rc < 0) return rc;
     k_log_info("server", "member %s (%s) of cluster %s is ready", k->api.member_id_hex, k->cfg.name,

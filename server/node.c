@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/fsutil.h"
 #include "base/log.h"
@@ -236,23 +237,16 @@ static const struct raft_conf_state *conf_at(const struct srv_node *n, uint64_t 
 
 /* ---- the disk worker's job ---- */
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Disk worker: make the Ready's entries and hard state durable. */
 static void wal_run(struct srv_job *job)
 {
     struct ready_flight *f =
             (struct ready_flight *)((char *)job - offsetof(struct ready_flight, wal_job));
     struct srv_node *n = f->node;
-    uint64_t start = mono_ns();
+    uint64_t start = k_mono_ns();
     f->wal_rc = raft_wal_write(n->wal, f->rd.entries, f->rd.entries_n,
                                f->rd.hard_state_changed ? &f->rd.hard_state : NULL);
-    f->wal_ns = mono_ns() - start;
+    f->wal_ns = k_mono_ns() - start;
     struct raft_wal_stats ws;
     raft_wal_stats(n->wal, &ws); /* read here: the WAL is this thread's */
     f->wal_bytes = ws.bytes;
@@ -339,13 +333,6 @@ static void take_read_states(struct srv_node *n, const struct raft_ready *rd)
     }
 }
 
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
 static void track_soft_state(struct srv_node *n)
 {
     uint64_t leader = raft_leader(n->raft);
@@ -353,7 +340,7 @@ static void track_soft_state(struct srv_node *n)
     if (leader != n->leader) {
         if (leader != 0) {
             n->leader_since_ms = uv_now(n->loop);
-            n->leader_since_wall_ns = wall_ns();
+            n->leader_since_wall_ns = k_wall_ns();
             if (n->cfg.metrics) n->cfg.metrics->leader_changes++;
             k_log_info("node", "leader is now %" PRIx64 " (term %" PRIu64 ")", leader,
                        raft_term(n->raft));
@@ -597,7 +584,7 @@ static void on_sync(uv_timer_t *t)
     Kvpb__KvRequest req = KVPB__KV_REQUEST__INIT;
     req.method = KVPB__KV_METHOD__KV_METHOD_SYNC;
     req.id = new_request_id(n);
-    req.time_ns = wall_ns();
+    req.time_ns = k_wall_ns();
     size_t len = kvpb__kv_request__get_packed_size(&req);
     uint8_t buf[64];
     k_assert(len <= sizeof(buf));
@@ -1142,10 +1129,11 @@ int srv_node_start(uv_loop_t *loop, const struct srv_node_config *cfg, struct sr
     n->cfg.kv_dir = k_xstrdup(cfg->kv_dir);
     k_u64map_init(&n->proposed);
     /* Election jitter only needs to differ between members and runs. */
-    k_prng_init(&n->prng, cfg->id ^ (uint64_t)wall_ns());
+    k_prng_init(&n->prng, cfg->id ^ (uint64_t)k_wall_ns());
     /* Request ids as etcd's idutil makes them: member bits, start time, counter, so ids of
      * different members and runs do not meet. Bit 63 stays clear (read contexts use it). */
-    n->next_id = ((cfg->id & 0x7fff) << 48) | (((uint64_t)wall_ns() / 1000000 & 0xffffffffff) << 8);
+    n->next_id =
+            ((cfg->id & 0x7fff) << 48) | (((uint64_t)k_wall_ns() / 1000000 & 0xffffffffff) << 8);
     n->log = raft_storage_mem_new();
     int rc = k_mkdir_p(n->cfg.snap_dir, 0700);
     if (rc < 0) {

@@ -7,12 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "base/clock.h"
 
 static void push(struct srv_job **head, struct srv_job **tail, struct srv_job *job)
 {
@@ -45,9 +40,9 @@ static void *worker_main(void *arg)
         w->todo_head = job->next;
         if (!w->todo_head) w->todo_tail = NULL;
         pthread_mutex_unlock(&w->mutex);
-        uint64_t start = now_ns();
+        uint64_t start = k_mono_ns();
         job->run_cb(job);
-        job->run_ns = now_ns() - start;
+        job->run_ns = k_mono_ns() - start;
         pthread_mutex_lock(&w->mutex);
         push(&w->done_head, &w->done_tail, job);
         pthread_cond_broadcast(&w->cond); /* srv_worker_stop may be waiting for it */

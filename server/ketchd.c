@@ -212,6 +212,9 @@ static int run(struct ketchd *k, char *err, size_t err_len)
         .snapshot_count = k->cfg.snapshot_count,
         .max_snapshots = k->cfg.max_snapshots ? k->cfg.max_snapshots : 1,
         .store_bytes_max = k->cfg.quota_backend_bytes,
+        /* etcd does not apply --max-request-bytes to v2 (spec §1.6); ketchd bounds values by
+         * it, at etcd's default of 1.5 MiB (issue 5 asks for that limit). */
+        .value_bytes_max = k->cfg.max_request_bytes,
         .request_timeout_ms = 5000 + 2ull * k->cfg.election_timeout_ms,
         .wal_dir = k->dir.wal_dir,
         .snap_dir = k->dir.snap_dir,

@@ -923,6 +923,7 @@ static int restore_store(struct srv_node *n, const struct raft_snap_info *snap, 
     n->kv = NULL;
     struct kv_store_config kc = { .dir = n->cfg.kv_dir,
                                   .map_bytes = n->cfg.store_bytes_max,
+                                  .limits = { .value_bytes_max = n->cfg.value_bytes_max },
                                   .no_sync = true };
     rc = kv_store_restore(&kc, tmp, &n->kv);
     unlink(tmp);
@@ -1014,6 +1015,7 @@ static int recover(struct srv_node *n, char *err, size_t err_len)
     }
     struct kv_store_config kc = { .dir = n->cfg.kv_dir,
                                   .map_bytes = n->cfg.store_bytes_max,
+                                  .limits = { .value_bytes_max = n->cfg.value_bytes_max },
                                   .no_sync = true };
     rc = kv_store_open(&kc, &n->kv);
     if (rc < 0) return start_fail_path(err, err_len, rc, "cannot open the store", n->cfg.kv_dir);

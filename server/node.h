@@ -50,6 +50,7 @@ struct srv_node_config {
     uint64_t snapshot_count;     /* applied entries between snapshots */
     uint32_t max_snapshots;      /* snapshot files kept */
     uint64_t store_bytes_max;    /* LMDB map size; 0 = kv's default */
+    uint64_t value_bytes_max;    /* largest value a write may store; 0 = kv's default */
     uint64_t request_timeout_ms; /* a proposal or read not done by then fails (etcd: 5 s +
                                   * 2 election timeouts) */
     const char *wal_dir;         /* borrowed during srv_node_start only */

@@ -1,0 +1,611 @@
+/* The peer transport on libuv; see server/peers.h for the protocol and its bounds. */
+#include "peers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/prng.h"
+#include "base/u64map.h"
+
+enum frame_type { FRAME_HELLO = 1, FRAME_REJECT = 2, FRAME_MSG = 3 };
+enum { FRAME_HEAD_BYTES = 5, HELLO_BYTES = 32, WRITE_BATCH_MAX = 64, READ_CHUNK_BYTES = 64 << 10 };
+static const char HELLO_MAGIC[8] = { 'K', 'E', 'T', 'C', 'H', 'P', 'R', '1' };
+
+struct frame {
+    struct frame *next;
+    size_t len; /* head + payload */
+    uint8_t bytes[];
+};
+
+struct peer;
+
+/* One TCP connection: dialed to a peer (we write) or accepted from one (we read). */
+struct conn {
+    uv_tcp_t tcp;
+    struct srv_peers *p;
+    struct peer *peer; /* dialed: the peer it belongs to; NULL when accepted */
+    uint64_t from;     /* accepted: the dialer, once its HELLO was checked; 0 before */
+    uint8_t *in;       /* unparsed input */
+    size_t in_len;
+    size_t in_cap;
+    bool closing;
+    struct conn *prev; /* accepted connections, in the transport's list */
+    struct conn *next;
+};
+
+struct peer {
+    struct srv_peers *p;
+    uint64_t id;
+    struct sockaddr_storage addr;
+    struct conn *conn; /* the dialed connection, NULL when none */
+    bool connected;    /* conn finished its connect and sent HELLO */
+    uv_connect_t connect_req;
+    uv_timer_t retry;
+    uint64_t backoff_ms;
+    struct frame *head; /* waiting to be written */
+    struct frame *tail;
+    size_t queued_bytes;
+    struct frame *writing[WRITE_BATCH_MAX]; /* in the uv_write in flight */
+    size_t writing_n;
+    uv_write_t write_req;
+    bool removed;
+    struct srv_peer_stats stats;
+};
+
+struct srv_peers {
+    uv_loop_t *loop;
+    struct srv_peers_config cfg;
+    uv_tcp_t listener;
+    bool listening;
+    uint16_t port;
+    struct k_u64map peers;   /* id -> struct peer */
+    struct k_u64map removed; /* ids refused from now on (value unused, non-NULL) */
+    struct k_prng prng;      /* backoff jitter */
+    struct conn *accepted;   /* accepted connections still open */
+    unsigned handles;        /* open handles; freed at 0 once closing */
+    bool closing;
+    void (*closed_cb)(void *data);
+    void *closed_data;
+};
+
+static void put32(uint8_t *b, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *b, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *b)
+{
+    return (uint64_t)get32(b) | (uint64_t)get32(b + 4) << 32;
+}
+
+static struct frame *frame_new(enum frame_type type, const void *payload, size_t len)
+{
+    struct frame *f = k_xmalloc(sizeof(*f) + FRAME_HEAD_BYTES + len);
+    f->next = NULL;
+    f->len = FRAME_HEAD_BYTES + len;
+    put32(f->bytes, (uint32_t)(len + 1));
+    f->bytes[4] = (uint8_t)type;
+    if (len) memcpy(f->bytes + FRAME_HEAD_BYTES, payload, len);
+    return f;
+}
+
+/* ---- handles ---- */
+
+static void maybe_free(struct srv_peers *p)
+{
+    if (!p->closing || p->handles > 0) return;
+    k_u64map_deinit(&p->peers);
+    k_u64map_deinit(&p->removed);
+    void (*cb)(void *) = p->closed_cb;
+    void *data = p->closed_data;
+    free(p);
+    if (cb) cb(data);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct srv_peers *p = h->data;
+    k_assert(p->handles > 0);
+    p->handles--;
+    maybe_free(p);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct conn *c = (struct conn *)h;
+    struct srv_peers *p = c->p;
+    if (c->prev) c->prev->next = c->next;
+    if (c->next) c->next->prev = c->prev;
+    if (p->accepted == c) p->accepted = c->next;
+    free(c->in);
+    free(c);
+    k_assert(p->handles > 0);
+    p->handles--;
+    maybe_free(p);
+}
+
+/* Frees a frame list; returns how many MSG frames it held (dropped messages). */
+static uint64_t frames_free(struct frame *f)
+{
+    uint64_t msgs = 0;
+    while (f) {
+        struct frame *next = f->next;
+        msgs += f->bytes[4] == FRAME_MSG;
+        free(f);
+        f = next;
+    }
+    return msgs;
+}
+
+static void schedule_dial(struct peer *pe);
+
+/* Closes c; for a dialed connection the peer forgets it, drops what was queued (raft sends
+ * again) and dials again after a backoff. */
+static void conn_close(struct conn *c)
+{
+    if (c->closing) return;
+    c->closing = true;
+    struct peer *pe = c->peer;
+    if (pe && pe->conn == c) {
+        pe->conn = NULL;
+        pe->connected = false;
+        pe->stats.connected = false;
+        pe->stats.dropped_messages += frames_free(pe->head);
+        pe->head = pe->tail = NULL;
+        pe->queued_bytes = 0;
+        if (!pe->removed && !c->p->closing) schedule_dial(pe);
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static struct conn *conn_new(struct srv_peers *p, struct peer *pe)
+{
+    struct conn *c = k_xcalloc(1, sizeof(*c));
+    c->p = p;
+    c->peer = pe;
+    uv_tcp_init(p->loop, &c->tcp);
+    c->tcp.data = c;
+    p->handles++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    return c;
+}
+
+/* ---- reading frames (both directions: MSG/HELLO on accepted, REJECT on dialed) ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct conn *c = h->data;
+    if (c->in_cap - c->in_len < READ_CHUNK_BYTES) {
+        c->in_cap = c->in_len + READ_CHUNK_BYTES;
+        c->in = k_xrealloc(c->in, c->in_cap);
+    }
+    buf->base = (char *)c->in + c->in_len;
+    buf->len = c->in_cap - c->in_len;
+}
+
+static void reject(struct conn *c, enum srv_peer_reject reason, const char *text);
+
+/* Checks an accepted connection's HELLO; returns false if it was refused. */
+static bool check_hello(struct conn *c, const uint8_t *b, size_t len)
+{
+    struct srv_peers *p = c->p;
+    if (len != HELLO_BYTES || memcmp(b, HELLO_MAGIC, sizeof(HELLO_MAGIC)) != 0) {
+        reject(c, SRV_PEER_REJECT_PROTOCOL, "expected a HELLO frame");
+        return false;
+    }
+    uint64_t cluster = get64(b + 8);
+    uint64_t from = get64(b + 16);
+    uint64_t to = get64(b + 24);
+    char text[160];
+    if (cluster != p->cfg.cluster_id) {
+        snprintf(text, sizeof(text), "member %llx is in cluster %llx, not %llx",
+                 (unsigned long long)p->cfg.self_id, (unsigned long long)p->cfg.cluster_id,
+                 (unsigned long long)cluster);
+        reject(c, SRV_PEER_REJECT_CLUSTER, text);
+        return false;
+    }
+    if (to != p->cfg.self_id) {
+        snprintf(text, sizeof(text), "this is member %llx, not %llx",
+                 (unsigned long long)p->cfg.self_id, (unsigned long long)to);
+        reject(c, SRV_PEER_REJECT_TO, text);
+        return false;
+    }
+    if (from == 0 || k_u64map_get(&p->removed, from)) {
+        snprintf(text, sizeof(text), "member %llx was removed from the cluster",
+                 (unsigned long long)from);
+        reject(c, SRV_PEER_REJECT_REMOVED, text);
+        return false;
+    }
+    c->from = from;
+    return true;
+}
+
+/* Handles one complete frame; returns false if the connection was closed. */
+static bool handle_frame(struct conn *c, uint8_t type, const uint8_t *b, size_t len)
+{
+    struct srv_peers *p = c->p;
+    if (c->peer) { /* our dialed connection: only a REJECT may come back */
+        if (type == FRAME_REJECT && len >= 1 && p->cfg.rejected_cb) {
+            char text[256];
+            size_t n = len - 1 < sizeof(text) - 1 ? len - 1 : sizeof(text) - 1;
+            memcpy(text, b + 1, n);
+            text[n] = '\0';
+            k_log_warn("peers", "peer %llx refused us: %s", (unsigned long long)c->peer->id, text);
+            p->cfg.rejected_cb(p->cfg.data, c->peer->id, (enum srv_peer_reject)b[0], text);
+        }
+        conn_close(c);
+        return false;
+    }
+    if (c->from == 0) {
+        if (type == FRAME_HELLO) return check_hello(c, b, len);
+        reject(c, SRV_PEER_REJECT_PROTOCOL, "expected a HELLO frame");
+        return false;
+    }
+    if (type != FRAME_MSG) {
+        conn_close(c);
+        return false;
+    }
+    if (k_u64map_get(&p->removed, c->from)) { /* removed after this connection was made */
+        conn_close(c);
+        return false;
+    }
+    struct peer *pe = k_u64map_get(&p->peers, c->from);
+    if (pe) {
+        pe->stats.received_messages++;
+        pe->stats.received_bytes += len;
+    }
+    p->cfg.recv_cb(p->cfg.data, c->from, b, len);
+    return true;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct conn *c = s->data;
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    c->in_len += (size_t)nread;
+    size_t off = 0;
+    while (!c->closing && c->in_len - off >= FRAME_HEAD_BYTES) {
+        uint32_t len = get32(c->in + off);
+        if (len == 0 || len > c->p->cfg.frame_bytes_max) {
+            k_log_warn("peers", "dropping a peer connection: frame of %u bytes", len);
+            conn_close(c);
+            return;
+        }
+        if (c->in_len - off < 4 + (size_t)len) break;
+        uint8_t type = c->in[off + 4];
+        const uint8_t *payload = c->in + off + FRAME_HEAD_BYTES;
+        off += 4 + (size_t)len;
+        if (!handle_frame(c, type, payload, len - 1)) return;
+    }
+    if (off > 0 && !c->closing) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+}
+
+/* ---- writing (dialed connections) ---- */
+
+static void flush(struct peer *pe);
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct peer *pe = req->data;
+    for (size_t i = 0; i < pe->writing_n; i++)
+        free(pe->writing[i]);
+    pe->writing_n = 0;
+    if (status < 0) {
+        if (pe->conn) conn_close(pe->conn);
+        return;
+    }
+    flush(pe);
+}
+
+static void flush(struct peer *pe)
+{
+    if (!pe->connected || pe->writing_n > 0 || !pe->head) return;
+    uv_buf_t bufs[WRITE_BATCH_MAX];
+    while (pe->head && pe->writing_n < WRITE_BATCH_MAX) {
+        struct frame *f = pe->head;
+        pe->head = f->next;
+        if (!pe->head) pe->tail = NULL;
+        pe->queued_bytes -= f->len;
+        bufs[pe->writing_n] = uv_buf_init((char *)f->bytes, (unsigned)f->len);
+        pe->writing[pe->writing_n++] = f;
+    }
+    pe->write_req.data = pe;
+    int rc = uv_write(&pe->write_req, (uv_stream_t *)&pe->conn->tcp, bufs, (unsigned)pe->writing_n,
+                      on_written);
+    if (rc < 0) {
+        for (size_t i = 0; i < pe->writing_n; i++)
+            free(pe->writing[i]);
+        pe->writing_n = 0;
+        conn_close(pe->conn);
+    }
+}
+
+static void enqueue(struct peer *pe, struct frame *f, bool front)
+{
+    if (front) {
+        f->next = pe->head;
+        pe->head = f;
+        if (!pe->tail) pe->tail = f;
+    } else {
+        f->next = NULL;
+        if (pe->tail) {
+            pe->tail->next = f;
+        } else {
+            pe->head = f;
+        }
+        pe->tail = f;
+    }
+    pe->queued_bytes += f->len;
+}
+
+/* ---- dialing ---- */
+
+static void dial(struct peer *pe);
+
+static void on_retry(uv_timer_t *t)
+{
+    dial(t->data);
+}
+
+static void schedule_dial(struct peer *pe)
+{
+    struct srv_peers *p = pe->p;
+    uint64_t base = pe->backoff_ms ? pe->backoff_ms : p->cfg.backoff_min_ms;
+    uint64_t jitter = k_prng_below(&p->prng, base / 2 + 1);
+    uv_timer_start(&pe->retry, on_retry, base + jitter, 0);
+    pe->backoff_ms = base * 2 > p->cfg.backoff_max_ms ? p->cfg.backoff_max_ms : base * 2;
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    struct peer *pe = req->data;
+    struct conn *c = (struct conn *)req->handle->data;
+    if (status < 0 || c->closing || pe->conn != c) {
+        conn_close(c);
+        return;
+    }
+    struct srv_peers *p = pe->p;
+    uint8_t hello[HELLO_BYTES];
+    memcpy(hello, HELLO_MAGIC, sizeof(HELLO_MAGIC));
+    put64(hello + 8, p->cfg.cluster_id);
+    put64(hello + 16, p->cfg.self_id);
+    put64(hello + 24, pe->id);
+    pe->connected = true;
+    pe->stats.connected = true;
+    pe->stats.connects++;
+    pe->backoff_ms = 0;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read); /* for a REJECT or EOF */
+    enqueue(pe, frame_new(FRAME_HELLO, hello, sizeof(hello)), true);
+    flush(pe);
+}
+
+static void dial(struct peer *pe)
+{
+    struct srv_peers *p = pe->p;
+    if (pe->conn || pe->removed || p->closing) return;
+    struct conn *c = conn_new(p, pe);
+    pe->conn = c;
+    pe->connect_req.data = pe;
+    int rc = uv_tcp_connect(&pe->connect_req, &c->tcp, (const struct sockaddr *)&pe->addr,
+                            on_connected);
+    if (rc < 0) conn_close(c);
+}
+
+/* ---- accepting ---- */
+
+static void on_reject_written(uv_write_t *req, int status)
+{
+    (void)status;
+    struct conn *c = req->data;
+    free(req);
+    conn_close(c);
+}
+
+static void reject(struct conn *c, enum srv_peer_reject reason, const char *text)
+{
+    size_t n = strlen(text);
+    uint8_t payload[260];
+    if (n > sizeof(payload) - 1) n = sizeof(payload) - 1;
+    payload[0] = (uint8_t)reason;
+    memcpy(payload + 1, text, n);
+    struct frame *f = frame_new(FRAME_REJECT, payload, n + 1);
+    k_log_warn("peers", "refusing a peer connection: %s", text);
+    /* The frame lives in the write request's allocation: one free after the write. */
+    uv_write_t *req = k_xmalloc(sizeof(*req) + f->len);
+    memcpy((uint8_t *)(req + 1), f->bytes, f->len);
+    uv_buf_t buf = uv_buf_init((char *)(req + 1), (unsigned)f->len);
+    free(f);
+    req->data = c;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (uv_write(req, (uv_stream_t *)&c->tcp, &buf, 1, on_reject_written) < 0) {
+        free(req);
+        conn_close(c);
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct srv_peers *p = server->data;
+    if (status < 0 || p->closing) return;
+    struct conn *c = conn_new(p, NULL);
+    c->next = p->accepted;
+    if (p->accepted) p->accepted->prev = c;
+    p->accepted = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ---- public ---- */
+
+int srv_peers_new(uv_loop_t *loop, const struct srv_peers_config *cfg, struct srv_peers **out)
+{
+    k_assert(cfg->recv_cb != NULL && cfg->self_id != 0);
+    struct srv_peers *p = k_xcalloc(1, sizeof(*p));
+    p->loop = loop;
+    p->cfg = *cfg;
+    if (!p->cfg.queue_bytes_max) p->cfg.queue_bytes_max = SRV_PEER_QUEUE_BYTES_MAX;
+    if (!p->cfg.frame_bytes_max) p->cfg.frame_bytes_max = SRV_PEER_FRAME_BYTES_MAX;
+    if (!p->cfg.backoff_min_ms) p->cfg.backoff_min_ms = SRV_PEER_BACKOFF_MIN_MS;
+    if (!p->cfg.backoff_max_ms) p->cfg.backoff_max_ms = SRV_PEER_BACKOFF_MAX_MS;
+    k_u64map_init(&p->peers);
+    k_u64map_init(&p->removed);
+    k_prng_init(&p->prng, cfg->self_id ^ k_mono_ns());
+    *out = p;
+    return 0;
+}
+
+int srv_peers_listen(struct srv_peers *p, const char *ip, uint16_t port)
+{
+    struct sockaddr_storage addr;
+    int rc = uv_ip4_addr(ip, port, (struct sockaddr_in *)&addr);
+    if (rc < 0) rc = uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&addr);
+    if (rc < 0) return rc;
+    uv_tcp_init(p->loop, &p->listener);
+    p->listener.data = p;
+    p->handles++;
+    p->listening = true;
+    rc = uv_tcp_bind(&p->listener, (const struct sockaddr *)&addr, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&p->listener, 128, on_connection);
+    if (rc < 0) return rc;
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+    uv_tcp_getsockname(&p->listener, (struct sockaddr *)&bound, &len);
+    p->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    return 0;
+}
+
+uint16_t srv_peers_port(const struct srv_peers *p)
+{
+    return p->port;
+}
+
+int srv_peers_add(struct srv_peers *p, uint64_t id, const char *ip, uint16_t port)
+{
+    k_assert(id != 0 && id != p->cfg.self_id);
+    struct sockaddr_storage addr;
+    int rc = uv_ip4_addr(ip, port, (struct sockaddr_in *)&addr);
+    if (rc < 0) rc = uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&addr);
+    if (rc < 0) return rc;
+    k_u64map_remove(&p->removed, id);
+    struct peer *pe = k_u64map_get(&p->peers, id);
+    if (pe) {
+        pe->addr = addr;
+        if (pe->conn) conn_close(pe->conn); /* redial at the new address */
+        return 0;
+    }
+    if (p->peers.count >= SRV_PEER_MAX) return K_ELIMIT;
+    pe = k_xcalloc(1, sizeof(*pe));
+    pe->p = p;
+    pe->id = id;
+    pe->addr = addr;
+    uv_timer_init(p->loop, &pe->retry);
+    pe->retry.data = pe;
+    p->handles++;
+    k_u64map_put(&p->peers, id, pe);
+    dial(pe);
+    return 0;
+}
+
+static void on_peer_timer_closed(uv_handle_t *h)
+{
+    struct peer *pe = h->data;
+    struct srv_peers *p = pe->p;
+    (void)frames_free(pe->head);
+    free(pe);
+    k_assert(p->handles > 0);
+    p->handles--;
+    maybe_free(p);
+}
+
+/* Forgets pe: its connection closes and its memory goes with its timer's close. */
+static void peer_drop(struct peer *pe)
+{
+    pe->removed = true;
+    if (pe->conn) {
+        pe->conn->peer = NULL; /* the closing connection must not touch pe any more */
+        uv_close((uv_handle_t *)&pe->conn->tcp, on_conn_closed);
+        pe->conn->closing = true;
+        pe->conn = NULL;
+    }
+    pe->stats.dropped_messages += frames_free(pe->head);
+    pe->head = pe->tail = NULL;
+    uv_close((uv_handle_t *)&pe->retry, on_peer_timer_closed);
+}
+
+void srv_peers_remove(struct srv_peers *p, uint64_t id)
+{
+    k_u64map_put(&p->removed, id, p);
+    struct peer *pe = k_u64map_remove(&p->peers, id);
+    if (pe) peer_drop(pe);
+}
+
+int srv_peers_send(struct srv_peers *p, uint64_t to, const uint8_t *msg, size_t len)
+{
+    struct peer *pe = k_u64map_get(&p->peers, to);
+    if (!pe) return K_ENOTFOUND;
+    if (!pe->connected) {
+        pe->stats.dropped_messages++;
+        return K_EUNAVAILABLE;
+    }
+    if (pe->queued_bytes + FRAME_HEAD_BYTES + len > p->cfg.queue_bytes_max ||
+        len + 1 > p->cfg.frame_bytes_max) {
+        pe->stats.dropped_messages++;
+        return K_ELIMIT;
+    }
+    enqueue(pe, frame_new(FRAME_MSG, msg, len), false);
+    pe->stats.sent_messages++;
+    pe->stats.sent_bytes += len;
+    flush(pe);
+    return 0;
+}
+
+bool srv_peers_stats(const struct srv_peers *p, uint64_t id, struct srv_peer_stats *out)
+{
+    const struct peer *pe = k_u64map_get(&p->peers, id);
+    if (!pe) return false;
+    *out = pe->stats;
+    return true;
+}
+
+void srv_peers_close(struct srv_peers *p, void (*cb)(void *data), void *data)
+{
+    p->closing = true;
+    p->closed_cb = cb;
+    p->closed_data = data;
+    for (size_t i = 0; i < p->peers.cap; i++) {
+        if (p->peers.slots[i].key) peer_drop(p->peers.slots[i].value);
+    }
+    if (p->listening) uv_close((uv_handle_t *)&p->listener, on_handle_closed);
+    p->listening = false;
+    for (struct conn *c = p->accepted; c; c = c->next)
+        conn_close(c);
+    maybe_free(p);
+}

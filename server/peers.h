@@ -1,0 +1,102 @@
+/* The peer transport: raft messages between members over long-lived TCP connections on the
+ * peer port. Each member dials each peer once and only writes on that connection; it reads
+ * what peers send on the connections it accepted. So between two members there are two
+ * connections, one per direction, and a slow reader never blocks the other direction.
+ *
+ * Frames, little-endian: u32 length of what follows, u8 type, payload.
+ *   HELLO  (dialer, first frame): "KETCHPR1", u64 cluster id, u64 from, u64 to
+ *   REJECT (acceptor, then close): u8 reason, text
+ *   MSG    an encoded raft message (raft/codec.h), opaque here
+ * The acceptor checks the HELLO: another cluster's member, a message meant for another
+ * member, or a member that was removed is refused with a REJECT saying why.
+ *
+ * Bounds: each peer's send queue holds at most queue_bytes_max; a message that does not fit,
+ * or that is sent while the peer is unreachable, is dropped and reported (raft retries, so
+ * nothing queues without bound). A frame longer than frame_bytes_max is a protocol error.
+ * Reconnects back off exponentially, with jitter, between backoff_min_ms and backoff_max_ms.
+ *
+ * Threading: the loop thread only. Not here: TLS (comes with the peer TLS flags), snapshot
+ * streaming (its own frames, later), what messages mean (server/node.c). */
+#ifndef KETCH_SERVER_PEERS_H
+#define KETCH_SERVER_PEERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/assert.h"
+
+enum {
+    SRV_PEER_QUEUE_BYTES_MAX = 16 << 20,
+    SRV_PEER_FRAME_BYTES_MAX = 64 << 20,
+    SRV_PEER_BACKOFF_MIN_MS = 50,
+    SRV_PEER_BACKOFF_MAX_MS = 2000,
+    SRV_PEER_MAX = 64,
+};
+
+enum srv_peer_reject {
+    SRV_PEER_REJECT_CLUSTER = 1, /* the dialer belongs to another cluster */
+    SRV_PEER_REJECT_TO = 2,      /* the dialer meant another member */
+    SRV_PEER_REJECT_REMOVED = 3, /* the dialer was removed from the cluster */
+    SRV_PEER_REJECT_PROTOCOL = 4,
+};
+
+/* A raft message arrived from member from; bytes borrowed for the call. */
+typedef void (*srv_peers_recv_cb)(void *data, uint64_t from, const uint8_t *msg, size_t len);
+/* A peer refused us (reason above); e.g. this member was removed. */
+typedef void (*srv_peers_rejected_cb)(void *data, uint64_t peer, enum srv_peer_reject reason,
+                                      const char *text);
+
+struct srv_peers_config {
+    uint64_t self_id;
+    uint64_t cluster_id;
+    size_t queue_bytes_max;  /* 0 = SRV_PEER_QUEUE_BYTES_MAX */
+    size_t frame_bytes_max;  /* 0 = SRV_PEER_FRAME_BYTES_MAX */
+    uint64_t backoff_min_ms; /* 0 = SRV_PEER_BACKOFF_MIN_MS */
+    uint64_t backoff_max_ms; /* 0 = SRV_PEER_BACKOFF_MAX_MS */
+    srv_peers_recv_cb recv_cb;
+    srv_peers_rejected_cb rejected_cb; /* may be NULL */
+    void *data;
+};
+
+/* Per-peer counters for /v2/stats/leader and /metrics. */
+struct srv_peer_stats {
+    uint64_t sent_messages;
+    uint64_t dropped_messages; /* queue full or peer unreachable */
+    uint64_t sent_bytes;
+    uint64_t received_messages;
+    uint64_t received_bytes;
+    uint64_t connects; /* successful dials */
+    bool connected;
+};
+
+struct srv_peers;
+
+/* Creates the transport on loop; the config is copied. Returns 0 and *out. */
+K_MUST_USE int srv_peers_new(uv_loop_t *loop, const struct srv_peers_config *cfg,
+                             struct srv_peers **out);
+
+/* Listens for peers on ip:port (0: the kernel picks; srv_peers_port tells). */
+K_MUST_USE int srv_peers_listen(struct srv_peers *p, const char *ip, uint16_t port);
+uint16_t srv_peers_port(const struct srv_peers *p);
+
+/* Adds (or updates the address of) peer id at ip:port and starts dialing it. */
+K_MUST_USE int srv_peers_add(struct srv_peers *p, uint64_t id, const char *ip, uint16_t port);
+
+/* Stops talking to id and refuses its connections from now on. */
+void srv_peers_remove(struct srv_peers *p, uint64_t id);
+
+/* Queues a copy of msg[0..len) for peer to. Returns 0; K_ENOTFOUND for an unknown peer;
+ * K_EUNAVAILABLE when the peer is not connected; K_ELIMIT when its queue is full. The last
+ * two drop the message (counted); raft sends again. */
+K_MUST_USE int srv_peers_send(struct srv_peers *p, uint64_t to, const uint8_t *msg, size_t len);
+
+/* Fills *out for peer id; false if unknown. */
+bool srv_peers_stats(const struct srv_peers *p, uint64_t id, struct srv_peer_stats *out);
+
+/* Closes every connection and frees p once its handles are closed; then calls cb (may be
+ * NULL). p is invalid after the call. */
+void srv_peers_close(struct srv_peers *p, void (*cb)(void *data), void *data);
+
+#endif

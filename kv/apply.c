@@ -34,12 +34,18 @@ static void batch_add_event(struct kv_batch *b, struct kv_event *ev)
     k_assert(n == 0 || b->events[n - 1]->index < ev->index);
 }
 
-int kv_request_check(const struct kv_limits *limits, const Kvpb__KvRequest *req,
-                     struct kv_error *err)
+/* Whether the request would store a node at its path (so the path must fit the limits). Other
+ * requests only read or change existing nodes: beyond the limits they find nothing (100). */
+static bool request_stores_path(const Kvpb__KvRequest *req)
 {
-    struct kv__path p;
-    int rc = kv__path_clean(limits, (const char *)req->path.data, req->path.len, &p, err);
-    if (rc < 0) return rc;
+    enum kv_action a = kv_request_action(req);
+    return a == KV_ACTION_SET || a == KV_ACTION_CREATE;
+}
+
+/* The request-level checks: value sizes and the TTL (index 0 errors). */
+static int request_check_values(const struct kv_limits *limits, const Kvpb__KvRequest *req,
+                                struct kv_error *err)
+{
     if (req->value.len > limits->value_bytes_max) {
         return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "value is larger than %zu bytes",
                             limits->value_bytes_max);
@@ -59,6 +65,15 @@ int kv_request_check(const struct kv_limits *limits, const Kvpb__KvRequest *req,
         }
     }
     return 0;
+}
+
+int kv_request_check(const struct kv_limits *limits, const Kvpb__KvRequest *req,
+                     struct kv_error *err)
+{
+    int rc = request_check_values(limits, req, err);
+    if (rc < 0 || !request_stores_path(req)) return rc;
+    struct kv__path p;
+    return kv__path_clean(limits, (const char *)req->path.data, req->path.len, &p, err);
 }
 
 /* The expiration a request asks for: none without a ttl; before 2000 counts as none. */
@@ -502,10 +517,17 @@ static int apply_one(struct apply_ctx *c, const Kvpb__KvRequest *req, struct kv_
         return rc;
     }
     struct kv__path p;
-    rc = kv_request_check(&c->s->limits, req, &res->err);
+    rc = request_check_values(&c->s->limits, req, &res->err);
     if (rc == 0) {
         rc = kv__path_clean(&c->s->limits, (const char *)req->path.data, req->path.len, &p,
                             &res->err);
+        /* A key beyond the limits cannot exist: reads and changes of it answer as etcd would
+         * for a missing key; only storing one is refused (209, kept in res->err). */
+        if (rc == K_EV2 && !request_stores_path(req) &&
+            req->method != KVPB__KV_METHOD__KV_METHOD_POST) {
+            rc = kv__long_path_error(c->s, c->txn, (const char *)req->path.data, req->path.len,
+                                     c->index, &res->err);
+        }
     }
     if (rc == 0) {
         switch (req->method) {

@@ -85,9 +85,11 @@ void kv_batch_free(struct kv_batch *b);
  * expire for SYNC, none otherwise. */
 enum kv_action kv_request_action(const struct Kvpb__KvRequest *req);
 
-/* Checks a request against the store's limits and path rules before it is proposed, so a
- * request that cannot apply never costs a raft round. Apply runs the same checks. Returns 0
- * or K_EV2 (209 for a key, value or depth beyond the limits, 202 for a TTL that overflows). */
+/* Checks a request against the store's limits before it is proposed, so a request that cannot
+ * apply never costs a raft round. Apply runs the same checks. Returns 0 or K_EV2: 209 for a
+ * value beyond the limit, or for a set or create of a key longer or deeper than the limits
+ * (other operations on such keys are proposed: they answer 100 as for any missing key); 202
+ * for a TTL whose expiration overflows. */
 K_MUST_USE int kv_request_check(const struct kv_limits *limits, const struct Kvpb__KvRequest *req,
                                 struct kv_error *err);
 

@@ -17,7 +17,9 @@ int kv__walk_error(const struct kv_store *s, MDB_txn *txn, const char *p, size_t
     for (uint32_t i = 1; i <= depth; i++) {
         size_t plen = kv__path_prefix_len(p, len, i);
         struct kv__rec r;
-        int rc = kv__tree_get(s, txn, p, plen, i, &r);
+        int rc = K_ENOTFOUND; /* a prefix beyond the limits cannot exist */
+        if (plen <= s->limits.key_bytes_max && i <= s->limits.depth_max)
+            rc = kv__tree_get(s, txn, p, plen, i, &r);
         if (rc == K_ENOTFOUND) {
             return kv_error_set(err, KV_ECODE_KEY_NOT_FOUND, etcd_index, "%.*s", (int)plen, p);
         }
@@ -28,6 +30,17 @@ int kv__walk_error(const struct kv_store *s, MDB_txn *txn, const char *p, size_t
     }
     /* The node exists after all (the caller saw it missing): report it missing as asked. */
     return kv_error_set(err, KV_ECODE_KEY_NOT_FOUND, etcd_index, "%.*s", (int)len, p);
+}
+
+int kv__long_path_error(const struct kv_store *s, MDB_txn *txn, const char *raw, size_t raw_len,
+                        uint64_t etcd_index, struct kv_error *err)
+{
+    size_t len;
+    uint32_t depth;
+    char *p = kv__path_clean_alloc(raw, raw_len, &len, &depth);
+    int rc = kv__walk_error(s, txn, p, len, depth, etcd_index, err);
+    free(p);
+    return rc;
 }
 
 struct listing {
@@ -115,14 +128,17 @@ int kv_get(struct kv_store *s, const char *path, size_t path_len, bool recursive
     (void)sorted; /* children are listed in key order, which sorted asks for and unsorted
                    * allows (etcd's unsorted order is arbitrary) */
     struct kv__path p;
-    int rc = kv__path_clean(&s->limits, path, path_len, &p, err);
-    if (rc < 0) return rc;
+    int beyond_limits = kv__path_clean(&s->limits, path, path_len, &p, err);
     MDB_txn *txn;
-    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc != MDB_SUCCESS) return kv__mdb_err(rc);
     uint64_t etcd_index;
     rc = kv__meta_get(s, txn, "index", &etcd_index);
-    if (rc == 0) rc = kv__read(s, txn, &p, recursive, now_ns, etcd_index, out, err);
+    if (rc == 0 && beyond_limits < 0) {
+        rc = kv__long_path_error(s, txn, path, path_len, etcd_index, err);
+    } else if (rc == 0) {
+        rc = kv__read(s, txn, &p, recursive, now_ns, etcd_index, out, err);
+    }
     mdb_txn_abort(txn);
     return rc;
 }

@@ -18,8 +18,9 @@
  * read is not replicated, so it need not be deterministic). On success *out is a "get" event,
  * whose index is the store's etcd index (X-Etcd-Index); the caller drops it with
  * kv_event_unref(). Children are always in byte order of their keys, which satisfies both
- * sorted and unsorted reads. Returns 0; K_EV2 with *err (100 key not found, 104 not a
- * directory, 209 key beyond limits); -EIO on an LMDB failure. */
+ * sorted and unsorted reads. Returns 0; K_EV2 with *err (100 key not found, also for keys
+ * beyond the store's limits, which cannot exist; 104 not a directory); -EIO on an LMDB
+ * failure. */
 K_MUST_USE int kv_get(struct kv_store *s, const char *path, size_t path_len, bool recursive,
                       bool sorted, int64_t now_ns, struct kv_event **out, struct kv_error *err);
 

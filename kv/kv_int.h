@@ -72,6 +72,9 @@ struct kv__rec {
  * limits->depth_max. */
 K_MUST_USE int kv__path_clean(const struct kv_limits *limits, const char *raw, size_t raw_len,
                               struct kv__path *out, struct kv_error *err);
+/* The same cleaning without limits, into a buffer the caller frees: for keys beyond the limits,
+ * which can be read (not found) and watched though never stored. */
+char *kv__path_clean_alloc(const char *raw, size_t raw_len, size_t *len, uint32_t *depth);
 /* Length of the prefix of p holding its first n components ("/a/b/c", 2 -> 4). */
 size_t kv__path_prefix_len(const char *p, size_t len, uint32_t n);
 /* Start of the last component (after the last '/'). */
@@ -130,8 +133,15 @@ K_MUST_USE int kv__read(const struct kv_store *s, MDB_txn *txn, const struct kv_
                         bool recursive, int64_t now_ns, uint64_t etcd_index, struct kv_event **out,
                         struct kv_error *err);
 /* Finds why path cannot be read: the first missing component (100) or the first file on the
- * way (104). Only call when the node itself was not found. Returns K_EV2 (or an I/O error). */
+ * way (104). Only call when the node itself was not found. Prefixes beyond the store's limits
+ * count as missing (they cannot exist), so p may be any cleaned path. Returns K_EV2 (or an I/O
+ * error). */
 K_MUST_USE int kv__walk_error(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
                               uint32_t depth, uint64_t etcd_index, struct kv_error *err);
+
+/* The answer for a path beyond the limits (raw, uncleaned), which cannot exist: etcd's walk
+ * error, 100 for the first missing component or 104 for a file on the way. */
+K_MUST_USE int kv__long_path_error(const struct kv_store *s, MDB_txn *txn, const char *raw,
+                                   size_t raw_len, uint64_t etcd_index, struct kv_error *err);
 
 #endif

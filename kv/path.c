@@ -3,14 +3,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/assert.h"
 #include "base/err.h"
 #include "kv/kv_int.h"
 
-int kv__path_clean(const struct kv_limits *limits, const char *raw, size_t raw_len,
-                   struct kv__path *out, struct kv_error *err)
+/* Cleans raw into out (capacity at least raw_len + 2: cleaning never lengthens a path by more
+ * than the leading '/' and the NUL). */
+static void path_clean_into(const char *raw, size_t raw_len, char *out, size_t *out_len,
+                            uint32_t *out_depth)
 {
-    k_assert(limits->key_bytes_max <= KV_KEY_BYTES_MAX_LIMIT);
     size_t len = 0;
     uint32_t depth = 0;
     size_t i = 0;
@@ -25,31 +27,52 @@ int kv__path_clean(const struct kv_limits *limits, const char *raw, size_t raw_l
         if (clen == 2 && raw[start] == '.' && raw[start + 1] == '.') {
             /* ".." removes the previous component; at the root it stays at the root. */
             if (depth > 0) {
-                len = kv__path_base_off(out->buf, len) - 1;
+                len = kv__path_base_off(out, len) - 1;
                 depth--;
             }
             continue;
         }
-        if (len + 1 + clen > limits->key_bytes_max) {
-            return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "key is longer than %zu bytes",
-                                limits->key_bytes_max);
-        }
-        if (depth + 1 > limits->depth_max) {
-            return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "key has more than %u components",
-                                limits->depth_max);
-        }
-        out->buf[len++] = '/';
-        memcpy(out->buf + len, raw + start, clen);
+        out[len++] = '/';
+        memcpy(out + len, raw + start, clen);
         len += clen;
         depth++;
     }
-    if (len == 0) out->buf[len++] = '/';
-    out->buf[len] = '\0';
-    out->len = len;
-    out->depth = depth;
-    k_assert(out->buf[0] == '/');
+    if (len == 0) out[len++] = '/';
+    out[len] = '\0';
+    *out_len = len;
+    *out_depth = depth;
+    k_assert(out[0] == '/');
     k_assert((depth == 0) == (len == 1));
-    return 0;
+}
+
+char *kv__path_clean_alloc(const char *raw, size_t raw_len, size_t *len, uint32_t *depth)
+{
+    char *out = k_xmalloc(raw_len + 2);
+    path_clean_into(raw, raw_len, out, len, depth);
+    return out;
+}
+
+int kv__path_clean(const struct kv_limits *limits, const char *raw, size_t raw_len,
+                   struct kv__path *out, struct kv_error *err)
+{
+    k_assert(limits->key_bytes_max <= KV_KEY_BYTES_MAX_LIMIT);
+    size_t len;
+    uint32_t depth;
+    char *clean = kv__path_clean_alloc(raw, raw_len, &len, &depth);
+    int rc = 0;
+    if (len > limits->key_bytes_max) {
+        rc = kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "key is longer than %zu bytes",
+                          limits->key_bytes_max);
+    } else if (depth > limits->depth_max) {
+        rc = kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "key has more than %u components",
+                          limits->depth_max);
+    } else {
+        memcpy(out->buf, clean, len + 1);
+        out->len = len;
+        out->depth = depth;
+    }
+    free(clean);
+    return rc;
 }
 
 size_t kv__path_prefix_len(const char *p, size_t len, uint32_t n)

@@ -345,16 +345,16 @@ int kv_watch_add(struct kv_watch_hub *hub, const struct kv_watch_opts *opts, kv_
 {
     k_assert(!hub->publishing);
     k_assert(cb != NULL);
-    const struct kv_limits limits = { .key_bytes_max = KV_KEY_BYTES_MAX_LIMIT,
-                                      .value_bytes_max = 0,
-                                      .depth_max = KV_KEY_BYTES_MAX_LIMIT / 2 };
-    struct kv__path p;
-    int rc = kv__path_clean(&limits, opts->key, opts->key_len, &p, err);
-    if (rc < 0) return rc;
+    /* Any key can be watched, also one beyond the store's limits (it never changes, but an
+     * ancestor's delete can still be found in history). */
+    size_t key_len;
+    uint32_t depth;
+    char *key = kv__path_clean_alloc(opts->key, opts->key_len, &key_len, &depth);
     uint64_t since = opts->wait_index != 0 ? opts->wait_index : hub->index + 1;
     struct kv_event *hit;
-    rc = kv_history_scan(&hub->history, p.buf, p.len, opts->recursive, since, &hit, err);
+    int rc = kv_history_scan(&hub->history, key, key_len, opts->recursive, since, &hit, err);
     if (rc < 0) {
+        free(key);
         err->index = hub->index;
         return rc;
     }
@@ -375,7 +375,7 @@ int kv_watch_add(struct kv_watch_hub *hub, const struct kv_watch_opts *opts, kv_
         w->queue_count = 1;
         w->state = KV_WATCHER_DONE;
     } else {
-        struct watch_entry *e = entry_get(hub, p.buf, p.len);
+        struct watch_entry *e = entry_get(hub, key, key_len);
         if (e->count == e->cap) {
             e->cap = e->cap == 0 ? 4 : 2 * e->cap;
             e->ws = k_xrealloc(e->ws, e->cap * sizeof(*e->ws));
@@ -385,6 +385,7 @@ int kv_watch_add(struct kv_watch_hub *hub, const struct kv_watch_opts *opts, kv_
         w->state = KV_WATCHER_ACTIVE;
         hub->watcher_count++;
     }
+    free(key);
     *out = w;
     *etcd_index = hub->index;
     return 0;

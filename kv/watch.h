@@ -82,7 +82,7 @@ size_t kv_watch_hub_watcher_count(const struct kv_watch_hub *hub);
  * *etcd_index is the X-Etcd-Index of the watch response (the hub's index now). If the
  * history already holds a matching event, it is queued at once (check kv_watcher_take();
  * the callback is not called for it). Returns 0, or K_EV2 with 401 when wait_index is older
- * than the history (err->index = the hub's index), or 209 for a key beyond the limits. */
+ * than the history (err->index = the hub's index). Any key may be watched. */
 K_MUST_USE int kv_watch_add(struct kv_watch_hub *hub, const struct kv_watch_opts *opts,
                             kv_watch_cb cb, void *data, struct kv_watcher **out,
                             uint64_t *etcd_index, struct kv_error *err);

@@ -515,6 +515,12 @@ START_TEST(test_failed_writes_change_nothing_and_move_no_index)
 }
 END_TEST
 
+static void watch_nop_cb(struct kv_watcher *w, void *data)
+{
+    (void)w;
+    (void)data;
+}
+
 START_TEST(test_limits_on_key_value_depth_and_ttl_answer_209_and_202)
 {
     struct kvt t;
@@ -535,6 +541,29 @@ START_TEST(test_limits_on_key_value_depth_and_ttl_answer_209_and_202)
     EXPECT(&t, "PUT", "/k", "value=12345678",
            "201 {\"action\":\"set\",\"node\":{\"key\":\"/k\",\"value\":\"12345678\","
            "\"modifiedIndex\":1,\"createdIndex\":1}}\n");
+    /* A key beyond the limits cannot exist: reading or changing it answers as for any missing
+     * key (etcd has no such limits); only storing one is refused. */
+    EXPECT(&t, "GET", "/0123456789abcdef", "",
+           "404 {\"errorCode\":100,\"message\":\"Key not found\",\"cause\":"
+           "\"/0123456789abcdef\",\"index\":1}\n");
+    EXPECT(&t, "DELETE", "/x/0123456789abcdef", "",
+           "404 {\"errorCode\":100,\"message\":\"Key not found\",\"cause\":\"/x\",\"index\":1}\n");
+    EXPECT(&t, "PUT", "/k/0123456789abcdef", "value=x&prevExist=true",
+           "400 {\"errorCode\":104,\"message\":\"Not a directory\",\"cause\":\"/k\",\"index\":1}\n");
+    EXPECT(&t, "PUT", "/0123456789abcdef", "value=x&prevValue=y",
+           "404 {\"errorCode\":100,\"message\":\"Key not found\",\"cause\":"
+           "\"/0123456789abcdef\",\"index\":1}\n");
+    EXPECT(&t, "GET", "/a/b/c/d", "",
+           "404 {\"errorCode\":100,\"message\":\"Key not found\",\"cause\":\"/a\",\"index\":1}\n");
+    EXPECT(&t, "PUT", "/0123456789abcdef", "value=x&prevExist=false",
+           "400 {\"errorCode\":209,\"message\":\"Invalid field\",\"cause\":"
+           "\"key is longer than 16 bytes\",\"index\":0}\n");
+    struct kv_watch_opts o = { .key = "/0123456789abcdef/x", .key_len = 19 };
+    struct kv_watcher *w;
+    struct kv_error err;
+    uint64_t idx;
+    ck_assert_int_eq(kv_watch_add(t.hub, &o, watch_nop_cb, NULL, &w, &idx, &err), 0);
+    kv_watcher_free(w);
     /* POST adds a 21-byte component, which must fit too. */
     EXPECT(&t, "POST", "/q", "value=x",
            "400 {\"errorCode\":209,\"message\":\"Invalid field\",\"cause\":"

@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* strconv.ParseBool: 1 t T TRUE true True, 0 f F FALSE false False; nothing else (not the
- * empty string). Returns true and sets *out, or false. s is NUL-terminated. */
-bool k_go_parse_bool(const char *s, bool *out);
+/* strconv.ParseBool on s[0..len): 1 t T TRUE true True, 0 f F FALSE false False; nothing
+ * else (not the empty string). Returns true and sets *out, or false. */
+bool k_go_parse_bool(const char *s, size_t len, bool *out);
 
 /* strconv.ParseUint(s, 10, 64) on s[0..len): decimal digits only, no sign, no overflow.
  * Returns true and sets *out, or false. */

@@ -4,35 +4,16 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/goparse.h"
 
 bool kv_params_bool(const char *s, size_t len, bool *out)
 {
-    static const char *const yes[] = { "1", "t", "T", "TRUE", "true", "True" };
-    static const char *const no[] = { "0", "f", "F", "FALSE", "false", "False" };
-    for (size_t i = 0; i < K_ARRAY_LEN(yes); i++) {
-        if (strlen(yes[i]) == len && memcmp(yes[i], s, len) == 0) {
-            *out = true;
-            return true;
-        }
-        if (strlen(no[i]) == len && memcmp(no[i], s, len) == 0) {
-            *out = false;
-            return true;
-        }
-    }
-    return false;
+    return k_go_parse_bool(s, len, out);
 }
 
 bool kv_params_uint(const char *s, size_t len, uint64_t *out)
 {
-    if (len == 0) return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        if (__builtin_mul_overflow(v, 10, &v)) return false;
-        if (__builtin_add_overflow(v, (uint64_t)(s[i] - '0'), &v)) return false;
-    }
-    *out = v;
-    return true;
+    return k_go_parse_uint10(s, len, out);
 }
 
 /* The first pair named name, or NULL (Go's r.Form[name][0]). */

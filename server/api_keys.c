@@ -11,34 +11,14 @@
 #include "api.h"
 #include "base/clock.h"
 #include "base/err.h"
-#include "base/goparse.h"
 #include "base/log.h"
 #include "kv/get.h"
 #include "kv/json.h"
+#include "kv/params.h"
 #include "kv/watch.h"
 #include "server/form.h"
 
 static const char KEYS_ALLOW[] = "HEAD,GET,PUT,POST,DELETE";
-
-/* The parameters of one keys request, after checking. */
-struct keys_params {
-    bool recursive;
-    bool sorted;
-    bool wait;
-    bool dir;
-    bool quorum;
-    bool stream;
-    bool no_value_on_success;
-    bool refresh;
-    uint64_t prev_index;
-    uint64_t wait_index;
-    bool has_prev_value;
-    const struct srv_form_field *prev_value;
-    const struct srv_form_field *value;
-    enum { PREV_EXIST_UNSET, PREV_EXIST_TRUE, PREV_EXIST_FALSE } prev_exist;
-    bool has_ttl;
-    uint64_t ttl_s;
-};
 
 /* State of a request that outlives the handler call (a write, a quorum read, a watch).
  * Lives in the request's arena: freed with the request, after it is finished. */
@@ -48,88 +28,11 @@ struct keys_call {
     struct srv_request *req;
     const char *key;
     size_t key_len;
-    struct keys_params p;
+    struct kv_parsed p; /* parameters, checked by kv_params_parse */
     struct kv_watcher *watcher;
     bool streaming; /* the watch response head was sent */
     bool finished;
-    int64_t time_ns;
 };
-
-/* A present field must parse; an absent one keeps the default. */
-static bool field_bool(const struct srv_form *f, const char *name, bool *out)
-{
-    const struct srv_form_field *fld = srv_form_get(f, name);
-    *out = false;
-    return !fld || k_go_parse_bool(fld->value.ptr, out);
-}
-
-static bool field_uint(const struct srv_form *f, const char *name, uint64_t *out)
-{
-    const struct srv_form_field *fld = srv_form_get(f, name);
-    *out = 0;
-    return !fld || k_go_parse_uint10(fld->value.ptr, fld->value.len, out);
-}
-
-/* etcd's parseKeyRequest checks, in its order. Returns 0, or K_EV2 with err filled. */
-static int check_params(const char *method, const struct srv_form *f, struct keys_params *p,
-                        struct kv_error *err)
-{
-    memset(p, 0, sizeof(*p));
-    if (!field_uint(f, "prevIndex", &p->prev_index)) {
-        return kv_error_set(err, KV_ECODE_INDEX_NAN, 0, "invalid value for \"prevIndex\"");
-    }
-    if (!field_uint(f, "waitIndex", &p->wait_index)) {
-        return kv_error_set(err, KV_ECODE_INDEX_NAN, 0, "invalid value for \"waitIndex\"");
-    }
-    static const char *const bools[] = { "recursive", "sorted", "wait", "dir", "quorum", "stream" };
-    bool *targets[] = { &p->recursive, &p->sorted, &p->wait, &p->dir, &p->quorum, &p->stream };
-    for (size_t i = 0; i < K_ARRAY_LEN(bools); i++) {
-        if (!field_bool(f, bools[i], targets[i])) {
-            return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for \"%s\"",
-                                bools[i]);
-        }
-    }
-    if (p->wait && strcmp(method, "GET") != 0) {
-        return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0,
-                            "\"wait\" can only be used with GET requests");
-    }
-    p->prev_value = srv_form_get(f, "prevValue");
-    if (p->prev_value && p->prev_value->value.len == 0) {
-        return kv_error_set(err, KV_ECODE_PREV_VALUE_REQUIRED, 0, "\"prevValue\" cannot be empty");
-    }
-    p->has_prev_value = p->prev_value != NULL;
-    if (!field_bool(f, "noValueOnSuccess", &p->no_value_on_success)) {
-        return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0,
-                            "invalid value for \"noValueOnSuccess\"");
-    }
-    const struct srv_form_field *ttl = srv_form_get(f, "ttl");
-    if (ttl && ttl->value.len > 0) {
-        if (!k_go_parse_uint10(ttl->value.ptr, ttl->value.len, &p->ttl_s)) {
-            return kv_error_set(err, KV_ECODE_TTL_NAN, 0, "invalid value for \"ttl\"");
-        }
-        p->has_ttl = true;
-    }
-    const struct srv_form_field *pe = srv_form_get(f, "prevExist");
-    if (pe) {
-        bool b;
-        if (!k_go_parse_bool(pe->value.ptr, &b)) {
-            return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for prevExist");
-        }
-        p->prev_exist = b ? PREV_EXIST_TRUE : PREV_EXIST_FALSE;
-    }
-    const struct srv_form_field *rf = srv_form_get(f, "refresh");
-    if (rf && !k_go_parse_bool(rf->value.ptr, &p->refresh)) {
-        return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "invalid value for refresh");
-    }
-    p->value = srv_form_get(f, "value");
-    if (p->refresh && p->value && p->value->value.len > 0) {
-        return kv_error_set(err, KV_ECODE_REFRESH_VALUE, 0, "A value was provided on a refresh");
-    }
-    if (p->refresh && !p->has_ttl) {
-        return kv_error_set(err, KV_ECODE_REFRESH_TTL_REQUIRED, 0, "No TTL value set");
-    }
-    return 0;
-}
 
 static void add_index_headers(struct srv_api *api, struct srv_api_headers *hs, uint64_t etcd_index)
 {
@@ -157,7 +60,7 @@ static void reply_event(struct srv_api *api, struct srv_request *req, const stru
 /* ---- reads ---- */
 
 static void serve_get(struct srv_api *api, struct srv_request *req, const char *key, size_t key_len,
-                      const struct keys_params *p)
+                      const struct kv_parsed *p)
 {
     struct kv_event *ev = NULL;
     struct kv_error err;
@@ -260,38 +163,6 @@ static void propose_write(struct keys_call *c, Kvpb__KvRequest *kr)
     srv_node_propose(c->api->node, kr, &c->wait);
 }
 
-static void build_write(struct keys_call *c, const char *method, Kvpb__KvRequest *kr)
-{
-    const struct keys_params *p = &c->p;
-    kr->path.data = (uint8_t *)c->key;
-    kr->path.len = c->key_len;
-    kr->time_ns = c->time_ns;
-    kr->dir = p->dir;
-    kr->recursive = p->recursive;
-    if (strcmp(method, "DELETE") == 0) {
-        kr->method = KVPB__KV_METHOD__KV_METHOD_DELETE;
-    } else {
-        kr->method = strcmp(method, "POST") == 0 ? KVPB__KV_METHOD__KV_METHOD_POST
-                                                 : KVPB__KV_METHOD__KV_METHOD_PUT;
-        if (p->value) {
-            kr->value.data = (uint8_t *)p->value->value.ptr;
-            kr->value.len = p->value->value.len;
-        }
-        kr->refresh = p->refresh;
-        kr->has_ttl = p->has_ttl;
-        kr->ttl_s = p->ttl_s;
-        kr->prev_exist = p->prev_exist == PREV_EXIST_TRUE ? KVPB__KV_PREV_EXIST__KV_PREV_EXIST_TRUE
-                         : p->prev_exist == PREV_EXIST_FALSE
-                                 ? KVPB__KV_PREV_EXIST__KV_PREV_EXIST_FALSE
-                                 : KVPB__KV_PREV_EXIST__KV_PREV_EXIST_UNSET;
-    }
-    if (p->has_prev_value) {
-        kr->prev_value.data = (uint8_t *)p->prev_value->value.ptr;
-        kr->prev_value.len = p->prev_value->value.len;
-    }
-    kr->prev_index = p->prev_index;
-}
-
 /* ---- watches ---- */
 
 static void watch_deliver(struct keys_call *c)
@@ -392,7 +263,9 @@ void srv_api_keys(struct srv_api *api, struct srv_request *req, const char *key,
         return;
     }
     struct keys_call *c = srv_arena_alloc(arena, sizeof(*c));
-    if (!c) {
+    struct kv_param *params =
+            srv_arena_alloc(arena, (form.count ? form.count : 1) * sizeof(*params));
+    if (!c || !params) {
         srv_api_reply_error(api, req, KV_ECODE_INVALID_FORM, 0, "request too large");
         return;
     }
@@ -401,9 +274,20 @@ void srv_api_keys(struct srv_api *api, struct srv_request *req, const char *key,
     c->req = req;
     c->key = key;
     c->key_len = key_len;
-    c->time_ns = k_wall_ns();
+    /* Go's ParseForm already put the body's fields before the query's. */
+    for (size_t i = 0; i < form.count; i++) {
+        params[i].name = form.fields[i].name.ptr;
+        params[i].name_len = form.fields[i].name.len;
+        params[i].value = form.fields[i].value.ptr;
+        params[i].value_len = form.fields[i].value.len;
+    }
+    enum kv_http_method km = is_get                        ? KV_HTTP_GET
+                             : is_head                     ? KV_HTTP_HEAD
+                             : strcmp(method, "PUT") == 0  ? KV_HTTP_PUT
+                             : strcmp(method, "POST") == 0 ? KV_HTTP_POST
+                                                           : KV_HTTP_DELETE;
     struct kv_error err;
-    if (check_params(method, &form, &c->p, &err) == K_EV2) {
+    if (kv_params_parse(km, key, key_len, params, form.count, k_wall_ns(), &c->p, &err) == K_EV2) {
         srv_api_reply_v2_error(api, req, &err);
         return;
     }
@@ -417,8 +301,6 @@ void srv_api_keys(struct srv_api *api, struct srv_request *req, const char *key,
     } else if (is_get || is_head) {
         serve_get(api, req, key, key_len, &c->p);
     } else {
-        Kvpb__KvRequest kr = KVPB__KV_REQUEST__INIT;
-        build_write(c, method, &kr);
-        propose_write(c, &kr);
+        propose_write(c, &c->p.req);
     }
 }

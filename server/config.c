@@ -171,7 +171,7 @@ static int flag_find(const char *name, size_t len)
 /* strconv.ParseBool's accepted spellings. */
 static int parse_bool(const char *text, bool *out)
 {
-    return k_go_parse_bool(text, out) ? 0 : K_ECONFIG;
+    return k_go_parse_bool(text, strlen(text), out) ? 0 : K_ECONFIG;
 }
 
 /* Go's ParseUint(text, 0, 64): decimal, 0x hex, 0 octal; no sign, no spaces. */

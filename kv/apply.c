@@ -449,6 +449,33 @@ static int op_sync(struct apply_ctx *c, const Kvpb__KvRequest *req)
     }
 }
 
+/* etcd's internal writes (/0/members/<id>/raftAttributes and attributes, /0/version): each
+ * takes one etcd index and one history slot, exactly as in etcd, so indexes match etcd's
+ * (a fresh cluster of N members answers its first request with 2N+1, spec §3). Clients never
+ * see them: the event is kept like a refresh (never delivered, skipped by waitIndex scans)
+ * and nothing is stored in the tree. */
+static int op_internal(struct apply_ctx *c, const Kvpb__KvRequest *req, struct kv_event **out,
+                       struct kv_error *err)
+{
+    if (req->path.len < 3 || memcmp(req->path.data, "/0/", 3) != 0 ||
+        req->path.len > KV__NODE_KEY_BYTES_MAX) {
+        return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "internal key outside /0/");
+    }
+    uint64_t next = c->index + 1;
+    struct kv_event *ev = kv__event_new(KV_ACTION_SET, next);
+    ev->has_node = true;
+    ev->refresh = true;
+    struct kv__rec r = { .created_index = next,
+                         .modified_index = next,
+                         .value = (const char *)req->value.data,
+                         .value_len = req->value.len };
+    kv__node_fill(ev, &ev->node, (const char *)req->path.data, req->path.len, &r, true,
+                  req->time_ns);
+    c->index = next;
+    *out = ev;
+    return 0;
+}
+
 /* POST: create a child of the dir named by the new index, 20 digits zero-padded. */
 static int op_post(struct apply_ctx *c, const Kvpb__KvRequest *req, const struct kv__path *dir,
                    struct kv_event **out, struct kv_error *err)
@@ -515,6 +542,17 @@ static int apply_one(struct apply_ctx *c, const Kvpb__KvRequest *req, struct kv_
         rc = op_sync(c, req);
         res->etcd_index = c->index;
         return rc;
+    }
+    if (req->method == KVPB__KV_METHOD__KV_METHOD_INTERNAL) {
+        rc = op_internal(c, req, &ev, &res->err);
+        if (rc == K_EV2) {
+            res->rc = K_EV2;
+            return 0;
+        }
+        res->event = ev;
+        res->etcd_index = ev->index;
+        batch_add_event(c->batch, ev);
+        return 0;
     }
     struct kv__path p;
     rc = request_check_values(&c->s->limits, req, &res->err);

@@ -14,10 +14,12 @@
 #include <time.h>
 #include <uv.h>
 
+#include "base/alloc.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/version.h"
+#include "kv/json.h"
 #include "server/api.h"
 #include "server/config.h"
 #include "server/data_dir.h"
@@ -176,6 +178,60 @@ static void on_signal(uv_signal_t *s, int signum)
     stop(s->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* etcd's records for a new cluster, as its bootstrap writes them under /0: each member's
+ * raftAttributes, this member's attributes, the cluster version. Strings are in out's
+ * buffers (freed with free_records). */
+static size_t build_records(const struct ketchd *k, const uint64_t *voters, uint64_t self,
+                            struct srv_internal_record *out, size_t cap)
+{
+    const struct srv_config *c = &k->cfg;
+    size_t n = 0;
+    char id[17];
+    char path[128];
+    for (size_t i = 0; i < c->initial_member_count && n + 2 < cap; i++) {
+        struct kv_buf v = { 0 };
+        kv_buf_append(&v, "{\"peerURLs\":[", 13);
+        const struct srv_url_list *u = &c->initial_members[i].peer_urls;
+        for (size_t j = 0; j < u->count; j++) {
+            if (j) kv_buf_append(&v, ",", 1);
+            kv_json_string(&v, u->urls[j].text, strlen(u->urls[j].text));
+        }
+        kv_buf_append(&v, "]}", 2);
+        srv_id_format(voters[i], id);
+        snprintf(path, sizeof(path), "/0/members/%s/raftAttributes", id);
+        out[n].path = k_xstrdup(path);
+        out[n].value = v.data;
+        n++;
+    }
+    struct kv_buf v = { 0 };
+    kv_buf_append(&v, "{\"name\":", 8);
+    kv_json_string(&v, c->name, strlen(c->name));
+    kv_buf_append(&v, ",\"clientURLs\":[", 15);
+    for (size_t j = 0; j < c->advertise_client_urls.count; j++) {
+        if (j) kv_buf_append(&v, ",", 1);
+        const char *t = c->advertise_client_urls.urls[j].text;
+        kv_json_string(&v, t, strlen(t));
+    }
+    kv_buf_append(&v, "]}", 2);
+    srv_id_format(self, id);
+    snprintf(path, sizeof(path), "/0/members/%s/attributes", id);
+    out[n].path = k_xstrdup(path);
+    out[n].value = v.data;
+    n++;
+    out[n].path = k_xstrdup("/0/version");
+    out[n].value = k_xstrdup(KETCH_ETCD_CLUSTER_VERSION);
+    n++;
+    return n;
+}
+
+static void free_records(struct srv_internal_record *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free((char *)r[i].path);
+        free((char *)r[i].value);
+    }
+}
+
 static int check_supported(const struct srv_config *c, char *err, size_t err_len)
 {
     if (c->discovery) {
@@ -202,6 +258,8 @@ static int run(struct ketchd *k, char *err, size_t err_len)
     size_t voters_n;
     identity_for(k, &id, voters, &voters_n);
     srv_metrics_init(&k->metrics, id.member_id);
+    struct srv_internal_record records[SRV_CONFIG_MEMBERS_MAX + 2];
+    size_t records_n = build_records(k, voters, id.member_id, records, K_ARRAY_LEN(records));
     struct srv_node_config nc = {
         .id = id.member_id,
         .cluster_id = id.cluster_id,
@@ -220,8 +278,11 @@ static int run(struct ketchd *k, char *err, size_t err_len)
         .snap_dir = k->dir.snap_dir,
         .kv_dir = k->dir.kv_dir,
         .metrics = &k->metrics,
+        .bootstrap_records = records,
+        .bootstrap_records_n = records_n,
     };
     rc = srv_node_start(k->loop, &nc, &k->node, err, err_len);
+    free_records(records, records_n);
     if (rc < 0) return rc;
     if (!k->dir.has_identity) {
         rc = srv_data_dir_save_identity(&k->dir, &id);

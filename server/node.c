@@ -126,6 +126,9 @@ struct srv_node {
     struct snap_job snap;
     struct conf_at confs[8]; /* recent configurations by index, for snapshot metadata */
     size_t confs_n;
+    struct srv_internal_record *boot_records; /* owned copies; proposed once, then freed */
+    size_t boot_records_n;
+    bool bootstrapped; /* this start created the cluster */
     uint64_t leader;
     uint64_t leader_since_ms;
     int64_t leader_since_wall_ns;
@@ -333,6 +336,43 @@ static void take_read_states(struct srv_node *n, const struct raft_ready *rd)
     }
 }
 
+static void free_boot_records(struct srv_node *n)
+{
+    for (size_t i = 0; i < n->boot_records_n; i++) {
+        free((char *)n->boot_records[i].path);
+        free((char *)n->boot_records[i].value);
+    }
+    free(n->boot_records);
+    n->boot_records = NULL;
+    n->boot_records_n = 0;
+}
+
+/* The first leader of a cluster this start created writes etcd's internal records before any
+ * client write, as etcd's bootstrap does (member adds, member attributes, cluster version). */
+static void propose_boot_records(struct srv_node *n)
+{
+    if (!n->bootstrapped || n->boot_records_n == 0) return;
+    for (size_t i = 0; i < n->boot_records_n; i++) {
+        Kvpb__KvRequest req = KVPB__KV_REQUEST__INIT;
+        req.method = KVPB__KV_METHOD__KV_METHOD_INTERNAL;
+        req.path.data = (uint8_t *)n->boot_records[i].path;
+        req.path.len = strlen(n->boot_records[i].path);
+        req.value.data = (uint8_t *)n->boot_records[i].value;
+        req.value.len = strlen(n->boot_records[i].value);
+        req.time_ns = k_wall_ns();
+        size_t len = kvpb__kv_request__get_packed_size(&req);
+        uint8_t *buf = k_xmalloc(len);
+        k_assert(kvpb__kv_request__pack(&req, buf) == len);
+        int rc = raft_propose(n->raft, buf, len);
+        free(buf);
+        if (rc < 0) {
+            k_log_warn("node", "cannot propose the cluster's internal records: %s", k_strerror(rc));
+            return; /* a later leadership tries again */
+        }
+    }
+    free_boot_records(n);
+}
+
 static void track_soft_state(struct srv_node *n)
 {
     uint64_t leader = raft_leader(n->raft);
@@ -351,6 +391,7 @@ static void track_soft_state(struct srv_node *n)
     }
     if (state != n->state && state != RAFT_STATE_LEADER) n->sync_outstanding = false;
     n->state = state;
+    if (state == RAFT_STATE_LEADER) propose_boot_records(n);
     if (n->cfg.metrics) {
         n->cfg.metrics->has_leader = leader != 0;
         n->cfg.metrics->is_leader = state == RAFT_STATE_LEADER;
@@ -907,6 +948,7 @@ static int bootstrap(struct srv_node *n, char *err, size_t err_len)
     if (rc < 0) return start_fail(err, err_len, rc, "cannot write the WAL", k_strerror(rc));
     n->snapshot_index = meta.index;
     conf_record(n, meta.index, &meta.conf);
+    n->bootstrapped = true;
     return 0;
 }
 
@@ -1113,6 +1155,7 @@ static void node_free(struct srv_node *n)
     kv_watch_hub_free(n->hub);
     if (n->kv) kv_store_close(n->kv);
     k_u64map_deinit(&n->proposed);
+    free_boot_records(n);
     free(n->flight.apply);
     free(n);
 }
@@ -1130,6 +1173,14 @@ int srv_node_start(uv_loop_t *loop, const struct srv_node_config *cfg, struct sr
     n->cfg.snap_dir = k_xstrdup(cfg->snap_dir);
     n->cfg.kv_dir = k_xstrdup(cfg->kv_dir);
     k_u64map_init(&n->proposed);
+    if (cfg->bootstrap_records_n) {
+        n->boot_records = k_xcalloc(cfg->bootstrap_records_n, sizeof(*n->boot_records));
+        for (size_t i = 0; i < cfg->bootstrap_records_n; i++) {
+            n->boot_records[i].path = k_xstrdup(cfg->bootstrap_records[i].path);
+            n->boot_records[i].value = k_xstrdup(cfg->bootstrap_records[i].value);
+        }
+        n->boot_records_n = cfg->bootstrap_records_n;
+    }
     /* Election jitter only needs to differ between members and runs. */
     k_prng_init(&n->prng, cfg->id ^ (uint64_t)k_wall_ns());
     /* Request ids as etcd's idutil makes them: member bits, start time, counter, so ids of

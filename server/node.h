@@ -40,6 +40,12 @@ enum {
     SRV_NODE_CATCHUP_ENTRIES = 5000, /* entries kept in memory behind a snapshot (etcd's) */
 };
 
+/* One of etcd's internal /0 records (proto KV_METHOD_INTERNAL). */
+struct srv_internal_record {
+    const char *path;  /* "/0/members/<id>/raftAttributes", "/0/version", ... */
+    const char *value; /* etcd's JSON or text for it */
+};
+
 struct srv_node_config {
     uint64_t id; /* this member */
     uint64_t cluster_id;
@@ -57,6 +63,11 @@ struct srv_node_config {
     const char *snap_dir;
     const char *kv_dir;
     struct srv_metrics *metrics; /* borrowed for the node's life */
+    /* Written through raft by the first leader of a cluster this start created, in order:
+     * etcd's member records and cluster version, so etcd indexes match etcd's (spec §3).
+     * Copied during srv_node_start. */
+    const struct srv_internal_record *bootstrap_records;
+    size_t bootstrap_records_n;
 };
 
 /* A client request waiting on the node: embed it, set cb and data, and pass it to

@@ -131,6 +131,7 @@ static inline Kvpb__KvMethod kvt_method(const char *m)
 {
     if (strcmp(m, "PUT") == 0) return KVPB__KV_METHOD__KV_METHOD_PUT;
     if (strcmp(m, "POST") == 0) return KVPB__KV_METHOD__KV_METHOD_POST;
+    if (strcmp(m, "INTERNAL") == 0) return KVPB__KV_METHOD__KV_METHOD_INTERNAL;
     if (strcmp(m, "DELETE") == 0) return KVPB__KV_METHOD__KV_METHOD_DELETE;
     if (strcmp(m, "QGET") == 0) return KVPB__KV_METHOD__KV_METHOD_GET;
     if (strcmp(m, "SYNC") == 0) return KVPB__KV_METHOD__KV_METHOD_SYNC;

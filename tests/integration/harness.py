@@ -314,6 +314,17 @@ def form(**kv):
 # Members
 
 
+def die_with_parent():
+    """Runs in the child before exec: SIGKILL it when the thread that started it dies, so
+    a test process killed from outside (a CI timeout) leaves no member behind. Members are
+    therefore started from the main thread (fixtures), never from helper threads."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Member:
     """One store member process (etcd or ketchd) with etcd's flags.
 
@@ -371,7 +382,8 @@ class Member:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
         with open(self.last_stdout, "wb") as out, open(self.last_stderr, "wb") as err:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=err, env=env, cwd=self.log_dir)
+                                         stderr=err, env=env, cwd=self.log_dir,
+                                         preexec_fn=die_with_parent)
         return self.proc
 
     def start(self, timeout=30.0):

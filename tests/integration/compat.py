@@ -425,8 +425,9 @@ class Normalizer:
         ri, rt = r.header("X-Raft-Index"), r.header("X-Raft-Term")
         if ri and ri.isdigit() and rt and rt.isdigit():
             cur = (int(rt), int(ri))
-            if self.rec.raft and (cur[0] < self.rec.raft[-1][0]):
-                self.problems.append(f"X-Raft-Term went down: {self.rec.raft[-1]} -> {cur}")
+            if self.rec.raft and (cur[0] < self.rec.raft[-1][0] or cur[1] < self.rec.raft[-1][1]):
+                self.problems.append(f"X-Raft-Term/X-Raft-Index went down: "
+                                     f"{self.rec.raft[-1]} -> {cur}")
             self.rec.raft.append(cur)
 
     def response(self, r, path, watch=False):
@@ -517,6 +518,12 @@ def compare(reference, candidate, session):
         session(cand)
     finally:
         cand.cleanup()
+    assert_same(ref, cand, candidate.kind)
+    return ref, cand
+
+
+def assert_same(ref, cand, cand_kind="candidate"):
+    """Normalises both recorders' transcripts and asserts they are equal (ttls +-1)."""
     rt, rttl, rprob = transcript(ref)
     ct, cttl, cprob = transcript(cand)
     dump = os.environ.get("KETCH_COMPAT_DUMP")
@@ -528,14 +535,13 @@ def compare(reference, candidate, session):
             with open(os.path.join(dump, f"{name}.{role}.txt"), "w") as f:
                 f.write("\n\n".join(t) + "\n")
     assert not rprob, f"reference (etcd) broke a format rule: {rprob}"
-    assert not cprob, f"candidate ({candidate.kind}) broke a format rule: {cprob}"
+    assert not cprob, f"candidate ({cand_kind}) broke a format rule: {cprob}"
     if rt != ct:
         diff = "\n".join(difflib.unified_diff("\n".join(rt).splitlines(),
                                               "\n".join(ct).splitlines(),
-                                              f"reference etcd", f"candidate {candidate.kind}",
+                                              "reference etcd", f"candidate {cand_kind}",
                                               lineterm="", n=4))
         raise AssertionError(f"session differs:\n{diff}")
     assert len(rttl) == len(cttl)
     for a, b in zip(rttl, cttl):
         assert abs(a - b) <= 1, f"ttl {a} (reference) vs {b} (candidate) differ by more than 1"
-    return ref, cand

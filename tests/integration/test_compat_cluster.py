@@ -50,15 +50,17 @@ def test_member_and_cluster_ids_follow_etcds_formulas(cluster):
     assert format(cluster_id([0x2e1259d415f2a040]), "x") == "48276a8f75b6a87"
 
 
-def test_members_and_machines_are_listed_in_member_id_order(cluster):
+def test_members_are_listed_in_id_order_and_machines_in_url_order(cluster):
     by_id = sorted(cluster, key=lambda m: member_id([m.peer_url], "tok-compat"))
     want = [{"id": format(member_id([m.peer_url], "tok-compat"), "x"), "name": m.name,
              "peerURLs": [m.peer_url], "clientURLs": [m.client_url]} for m in by_id]
     for m in cluster:
         r = harness.http(m.client_port, "GET", "/v2/members")
         assert r.json() == {"members": want}
+        # spec 8 says "in member order", but etcd sorts the URLs as strings (observed:
+        # member order and URL order differ and /v2/machines follows URL order)
         r = harness.http(m.client_port, "GET", "/v2/machines")
-        assert r.body == ", ".join(x.client_url for x in by_id).encode()
+        assert r.body == ", ".join(sorted(x.client_url for x in cluster)).encode()
         assert r.header("Content-Type") == "text/plain; charset=utf-8"
 
 

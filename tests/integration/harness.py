@@ -13,7 +13,6 @@ and stopped by the fixture that started it, even when a test fails.
 import json
 import os
 import pathlib
-import re
 import shutil
 import signal
 import socket
@@ -304,10 +303,6 @@ def http(port, method, path, body=None, headers=None, timeout=10.0):
     """One request on a fresh connection; returns the whole Response."""
     with Connection(port, timeout=timeout) as c:
         return c.request(method, path, body, headers)
-
-
-def form(**kv):
-    return dict(kv)
 
 
 # ---------------------------------------------------------------------------------------

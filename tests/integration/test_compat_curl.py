@@ -6,11 +6,8 @@ stats, /version, /health and /metrics.
 Each test runs one scripted session against the reference etcd and the candidate and
 compares the normalised transcripts (compat.py says what is masked); some also assert
 the spec's statements directly, so a difference between the spec and etcd shows up."""
-import json
 import re
-import threading
 
-import pytest
 
 import compat
 import harness

@@ -739,6 +739,10 @@ def test_version_health_and_metrics_match_etcd(reference, candidate):
         r = harness.http(m.client_port, "GET", "/health")
         assert (r.status, r.body) == (200, b'{"health":"true"}')
         assert r.header("Content-Type") == "text/plain; charset=utf-8"
+        harness.http(m.client_port, "PUT", "/v2/keys/metrics/k", {"value": "v"})
+        harness.http(m.client_port, "GET", "/v2/keys/metrics/k")
+        harness.http(m.client_port, "GET", "/v2/keys/metrics?recursive=true")
+        harness.http(m.client_port, "DELETE", "/v2/keys/metrics?recursive=true")
         r = harness.http(m.client_port, "GET", "/metrics")
         assert r.status == 200
         assert r.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8"
@@ -759,7 +763,21 @@ def test_version_health_and_metrics_match_etcd(reference, candidate):
             assert name in names, (role, name)
         assert re.search(r"^etcd_server_has_leader 1$", r.text(), re.M), role
         assert re.search(r"^etcd_server_is_leader 1$", r.text(), re.M), role
-        assert re.search(r'^etcd_server_id\{server_id="[0-9a-f]+"\} 1$', r.text(), re.M)
+        own_id = harness.http(m.client_port, "GET", "/v2/stats/self").json()["id"]
+        assert re.search(rf'^etcd_server_id{{server_id="{own_id}"}} 1$', r.text(), re.M)
+        assert re.search(r'^etcd_server_version\{server_version="\d+\.\d+\.\d+"\} 1$',
+                         r.text(), re.M), role
+        assert re.search(r'^etcd_cluster_version\{cluster_version="3\.4"\} 1$', r.text(), re.M)
+        for label in ['reads_total{action="get"}', 'reads_total{action="getRecursive"}',
+                      'writes_total{action="set"}', 'writes_total{action="delete"}']:
+            assert re.search(rf"^etcd_debugging_store_{re.escape(label)} \d+$", r.text(),
+                             re.M), (role, label)
+        assert re.search(r'^etcd_http_received_total\{method="PUT"\} \d+$', r.text(), re.M)
+        les = re.findall(r'^etcd_disk_wal_fsync_duration_seconds_bucket\{le="([^"]+)"\}',
+                         r.text(), re.M)
+        assert les == ["0.001", "0.002", "0.004", "0.008", "0.016", "0.032", "0.064",
+                       "0.128", "0.256", "0.512", "1.024", "2.048", "4.096", "8.192",
+                       "+Inf"], (role, les)
         for line in r.text().splitlines():
             assert line.startswith("#") or re.fullmatch(
                 r"[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? \S+", line), (role, line)

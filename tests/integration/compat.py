@@ -15,12 +15,14 @@ What is masked, and why (each is listed in spec section 19):
     Transfer-Encoding, which must be chunked on both.
   * X-Etcd-Cluster-Id value, member ids -- derived from URLs/ports (spec 2); the value is
     replaced by <CID>/<MID> but the header's presence is compared.
-  * The members' own ports in URLs -- each member listens on its own free ports.
+  * The members' own ports in URLs (and in python3-etcd's urllib3 error texts) -- each
+    member listens on its own free ports.
   * X-Etcd-Index, createdIndex, modifiedIndex, error "index", 20-digit in-order key names,
     the indexes inside causes "[1 != 21]" and "[168/5]", etcdctl's Created-Index/
-    Modified-Index/Index and "[N]" -- internal writes (membership, cluster version) shift
-    the absolute counter (spec 3), so they are written relative to the probe index. 0
-    stays 0 (parameter errors carry index 0 on both).
+    Modified-Index/Index and "[N]", and waitIndex/prevIndex/--*-index values a session
+    computed from them -- internal writes (membership, cluster version) shift the
+    absolute counter (spec 3), so they are written relative to the probe index. Numbers
+    below the base (0 of parameter errors, literal small indexes) stay as they are.
   * X-Raft-Index, X-Raft-Term -- raft internals: only "present and an integer" is compared;
     per member they must not decrease within a session (checked).
   * expiration -- the clock: it must match RFC 3339 with nanoseconds in UTC (spec 4.3),

@@ -781,3 +781,18 @@ def test_version_health_and_metrics_match_etcd(reference, candidate):
         for line in r.text().splitlines():
             assert line.startswith("#") or re.fullmatch(
                 r"[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? \S+", line), (role, line)
+
+
+def test_http_1_0_and_connection_close_are_answered_like_etcd(compare):
+    def s(c):
+        c.probe("/h10")
+        c.http("PUT", keys("/h10/k"), {"value": "v"})
+        c.raw(b"GET /v2/keys/h10/k HTTP/1.0\r\n\r\n", "HTTP/1.0 without Host")
+        c.raw(b"GET /v2/keys/h10/k HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+              b"GET /v2/keys/h10/none HTTP/1.0\r\n\r\n", "HTTP/1.0 keep-alive", count=2)
+        c.raw(b"GET /v2/keys/h10/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+              b"GET /v2/keys/h10/none HTTP/1.1\r\nHost: x\r\n\r\n", "Connection: close",
+              count=2)  # the second request is never answered
+        c.raw(b"GET /v2/keys/h10/%00 HTTP/1.1\r\nHost: x\r\n\r\n", "NUL in the key")
+        c.http("DELETE", keys("/h10?recursive=true"))
+    compare(s)

@@ -2,6 +2,7 @@
 reference/candidate member pair of the compatibility suites (see harness.py, compat.py)."""
 import os
 import pathlib
+import signal
 import sys
 
 import pytest
@@ -10,6 +11,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import compat  # noqa: E402
 import harness  # noqa: E402
+
+
+def _terminate_as_interrupt(signum, frame):
+    # ctest and timeout(1) stop a test with SIGTERM; turned into pytest.exit, pytest ends
+    # the session and still runs the fixture finalizers that stop members and remove
+    # their data dirs (members also die with this process: harness.die_with_parent).
+    pytest.exit(f"terminated by signal {signum}", returncode=128 + signum)
+
+
+signal.signal(signal.SIGTERM, _terminate_as_interrupt)
 
 
 def bin_dir() -> pathlib.Path:

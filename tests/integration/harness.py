@@ -13,7 +13,6 @@ and stopped by the fixture that started it, even when a test fails.
 import json
 import os
 import pathlib
-import re
 import shutil
 import signal
 import socket
@@ -306,12 +305,19 @@ def http(port, method, path, body=None, headers=None, timeout=10.0):
         return c.request(method, path, body, headers)
 
 
-def form(**kv):
-    return dict(kv)
-
-
 # ---------------------------------------------------------------------------------------
 # Members
+
+
+def die_with_parent():
+    """Runs in the child before exec: SIGKILL it when the thread that started it dies, so
+    a test process killed from outside (a CI timeout) leaves no member behind. Members are
+    therefore started from the main thread (fixtures), never from helper threads."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class Member:
@@ -373,7 +379,8 @@ class Member:
         env.update(self.extra_env)
         with open(self.last_stdout, "wb") as out, open(self.last_stderr, "wb") as err:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=err, env=env, cwd=self.log_dir)
+                                         stderr=err, env=env, cwd=self.log_dir,
+                                         preexec_fn=die_with_parent)
         return self.proc
 
     def start(self, timeout=30.0):

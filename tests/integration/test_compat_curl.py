@@ -6,11 +6,8 @@ stats, /version, /health and /metrics.
 Each test runs one scripted session against the reference etcd and the candidate and
 compares the normalised transcripts (compat.py says what is masked); some also assert
 the spec's statements directly, so a difference between the spec and etcd shows up."""
-import json
 import re
-import threading
 
-import pytest
 
 import compat
 import harness
@@ -608,7 +605,11 @@ def test_wait_index_answers_from_history_or_waits_for_the_future(compare):
             c.http("PUT", keys("/wi/k"), {"value": str(i)})
         c.watch_event(w)
         c.watch_end(w)
-        c.http("DELETE", keys("/wi?recursive=true"))
+        # a history scan matches an ancestor's delete even for a key that never existed
+        r = c.http("DELETE", keys("/wi?recursive=true"))
+        gone = r.json()["node"]["modifiedIndex"]
+        r = c.http("GET", keys(f"/wi/never/existed?wait=true&waitIndex={gone}"))
+        assert r.json()["action"] == "delete" and r.json()["node"]["key"] == "/wi"
     compare(s)
 
 
@@ -742,6 +743,10 @@ def test_version_health_and_metrics_match_etcd(reference, candidate):
         r = harness.http(m.client_port, "GET", "/health")
         assert (r.status, r.body) == (200, b'{"health":"true"}')
         assert r.header("Content-Type") == "text/plain; charset=utf-8"
+        harness.http(m.client_port, "PUT", "/v2/keys/metrics/k", {"value": "v"})
+        harness.http(m.client_port, "GET", "/v2/keys/metrics/k")
+        harness.http(m.client_port, "GET", "/v2/keys/metrics?recursive=true")
+        harness.http(m.client_port, "DELETE", "/v2/keys/metrics?recursive=true")
         r = harness.http(m.client_port, "GET", "/metrics")
         assert r.status == 200
         assert r.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8"
@@ -762,7 +767,36 @@ def test_version_health_and_metrics_match_etcd(reference, candidate):
             assert name in names, (role, name)
         assert re.search(r"^etcd_server_has_leader 1$", r.text(), re.M), role
         assert re.search(r"^etcd_server_is_leader 1$", r.text(), re.M), role
-        assert re.search(r'^etcd_server_id\{server_id="[0-9a-f]+"\} 1$', r.text(), re.M)
+        own_id = harness.http(m.client_port, "GET", "/v2/stats/self").json()["id"]
+        assert re.search(rf'^etcd_server_id{{server_id="{own_id}"}} 1$', r.text(), re.M)
+        assert re.search(r'^etcd_server_version\{server_version="\d+\.\d+\.\d+"\} 1$',
+                         r.text(), re.M), role
+        assert re.search(r'^etcd_cluster_version\{cluster_version="3\.4"\} 1$', r.text(), re.M)
+        for label in ['reads_total{action="get"}', 'reads_total{action="getRecursive"}',
+                      'writes_total{action="set"}', 'writes_total{action="delete"}']:
+            assert re.search(rf"^etcd_debugging_store_{re.escape(label)} \d+$", r.text(),
+                             re.M), (role, label)
+        assert re.search(r'^etcd_http_received_total\{method="PUT"\} \d+$', r.text(), re.M)
+        les = re.findall(r'^etcd_disk_wal_fsync_duration_seconds_bucket\{le="([^"]+)"\}',
+                         r.text(), re.M)
+        assert les == ["0.001", "0.002", "0.004", "0.008", "0.016", "0.032", "0.064",
+                       "0.128", "0.256", "0.512", "1.024", "2.048", "4.096", "8.192",
+                       "+Inf"], (role, les)
         for line in r.text().splitlines():
             assert line.startswith("#") or re.fullmatch(
                 r"[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? \S+", line), (role, line)
+
+
+def test_http_1_0_and_connection_close_are_answered_like_etcd(compare):
+    def s(c):
+        c.probe("/h10")
+        c.http("PUT", keys("/h10/k"), {"value": "v"})
+        c.raw(b"GET /v2/keys/h10/k HTTP/1.0\r\n\r\n", "HTTP/1.0 without Host")
+        c.raw(b"GET /v2/keys/h10/k HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+              b"GET /v2/keys/h10/none HTTP/1.0\r\n\r\n", "HTTP/1.0 keep-alive", count=2)
+        c.raw(b"GET /v2/keys/h10/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+              b"GET /v2/keys/h10/none HTTP/1.1\r\nHost: x\r\n\r\n", "Connection: close",
+              count=2)  # the second request is never answered
+        c.raw(b"GET /v2/keys/h10/%00 HTTP/1.1\r\nHost: x\r\n\r\n", "NUL in the key")
+        c.http("DELETE", keys("/h10?recursive=true"))
+    compare(s)

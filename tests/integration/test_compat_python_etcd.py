@@ -159,3 +159,25 @@ def test_cluster_calls_see_the_same_shapes(compare):
         c.py("store stats keys", lambda e: list(e.store_stats))
         c.py("leader stats", lambda e: sorted(e.leader_stats))
     compare(s)
+
+
+def test_lock_recipe_acquires_excludes_and_releases_like_on_etcd(compare):
+    """etcd.Lock (spec 16): in-order keys under /_locks, a recursive GET, a watch with
+    waitIndex and a DELETE -- the client's whole locking workflow."""
+    def s(c):
+        c.probe("/pylock")
+        a = etcd.Lock(etcd.Client(port=c.port), "compat-lock")
+        b = etcd.Lock(etcd.Client(port=c.port), "compat-lock")
+        c.py_outcome("a acquires", ("return", a.acquire(blocking=True, lock_ttl=60)))
+        c.py_outcome("a holds it", ("return", a.is_acquired))
+        c.py_outcome("b cannot take it", ("return", b.acquire(blocking=False, lock_ttl=60)))
+        join = in_thread(lambda: b.acquire(blocking=True, lock_ttl=60, timeout=10))
+        c.wait_watchers(1)  # b waits on a's key
+        c.py_outcome("a releases", ("return", a.release()))
+        c.py_outcome("b got it after a released", join())
+        c.py_outcome("b holds it", ("return", b.is_acquired))
+        c.py_outcome("a no longer holds it", ("return", a.is_acquired))
+        c.py_outcome("b releases", ("return", b.release()))
+        c.py("lock keys left", lambda e: [n.key for n in e.read("/_locks/compat-lock").leaves])
+        c.py("clean", lambda e: e.delete("/_locks/compat-lock", recursive=True, dir=True))
+    compare(s)

@@ -236,7 +236,7 @@ def test_wal_torn_tail_is_truncated_and_the_member_starts(fresh_candidate):
 def test_flipped_byte_in_a_wal_segment_makes_ketchd_refuse_to_start(fresh_candidate):
     m = fresh_candidate
     write_baseline(m, 30)
-    m.stop()
+    m.kill9()  # no shutdown-time snapshot: the records must still be needed from the WAL
     seg = max(ketch_files(m, "wal"), key=lambda p: len(p.read_bytes().rstrip(b"\0")))
     flip_byte_in_written_part(seg)
     expect_refusal(m, seg)
@@ -337,3 +337,28 @@ def test_member_without_quorum_answers_writes_with_300_and_still_serves_reads(re
     assert (r.status, r.body) == (503, b'{"health":"false"}\n')
     r = harness.http(survivor.client_port, "GET", "/v2/members")
     assert r.status == 200 and len(r.json()["members"]) == 3
+
+
+def test_open_watches_end_when_the_member_stops(fresh_candidate):
+    """Spec 5.7: on shutdown a waiting client sees its watch end (200 with an empty body
+    or a cut chunked stream) instead of hanging; the member exits within the bound."""
+    m = fresh_candidate
+    conns = []
+    try:
+        for path in ["/v2/keys/stop/a?wait=true", "/v2/keys/stop?wait=true&recursive=true",
+                     "/v2/keys/stop/s?wait=true&stream=true"]:
+            c = harness.Connection(m.client_port, timeout=10)
+            conns.append(c)
+            c.send(harness.build_request("GET", path))
+            assert c.read_head().status == 200
+        harness.wait_until(lambda: harness.http(m.client_port, "GET", "/v2/stats/store")
+                           .json()["watchers"] == 3, 10, "three registered watchers")
+        rc = m.stop(timeout=10)
+        assert rc is not None
+        for c in conns:
+            c.settimeout(10)
+            rest = c.read_all()  # returns at EOF; a hang would raise socket.timeout
+            assert b'"action"' not in rest, rest
+    finally:
+        for c in conns:
+            c.close()

@@ -126,7 +126,7 @@ static int parents_ensure(struct apply_ctx *c, const struct kv__path *p, uint64_
             rc = kv__tree_get(c->s, c->txn, p->buf, plen, i, &r);
             if (rc == 0 && (r.flags & KV__FLAG_DIR)) continue;
             if (rc == 0) {
-                return kv_error_set(err, KV_ECODE_NOT_DIR, c->index, "%.*s", (int)plen, p->buf);
+                return kv_error_set_path(err, KV_ECODE_NOT_DIR, c->index, p->buf, plen);
             }
             if (rc != K_ENOTFOUND) return rc;
             creating = true;
@@ -185,6 +185,7 @@ static int compare(struct apply_ctx *c, const struct kv__rec *r, const Kvpb__KvR
         cause_append_u64(err->cause, &len, r->modified_index);
         cause_append(err->cause, &len, "]", 1);
     }
+    err->cause_len = len; /* values may hold NUL bytes */
     return K_EV2;
 }
 
@@ -208,10 +209,10 @@ static int node_create(struct apply_ctx *c, const Kvpb__KvRequest *req, const st
     if (rc < 0 && rc != K_ENOTFOUND) return rc;
     bool exists = rc == 0;
     if (exists && action != KV_ACTION_SET) {
-        return kv_error_set(err, KV_ECODE_NODE_EXIST, c->index, "%s", p->buf);
+        return kv_error_set_path(err, KV_ECODE_NODE_EXIST, c->index, p->buf, p->len);
     }
     if (exists && (old.flags & KV__FLAG_DIR)) {
-        return kv_error_set(err, KV_ECODE_NOT_FILE, c->index, "%s", p->buf);
+        return kv_error_set_path(err, KV_ECODE_NOT_FILE, c->index, p->buf, p->len);
     }
     struct kv_event *ev = kv__event_new(action, next);
     ev->has_node = true;
@@ -274,7 +275,7 @@ static int op_update(struct apply_ctx *c, const Kvpb__KvRequest *req, const stru
     if (rc < 0) return rc;
     bool is_dir = (cur.flags & KV__FLAG_DIR) != 0;
     if (is_dir && req->value.len != 0) {
-        return kv_error_set(err, KV_ECODE_NOT_FILE, c->index, "%s", p->buf);
+        return kv_error_set_path(err, KV_ECODE_NOT_FILE, c->index, p->buf, p->len);
     }
     uint64_t next = c->index + 1;
     struct kv_event *ev = kv__event_new(KV_ACTION_UPDATE, next);
@@ -316,7 +317,7 @@ static int op_cas(struct apply_ctx *c, const Kvpb__KvRequest *req, const struct 
     int rc = node_lookup(c, p, &cur, err);
     if (rc < 0) return rc;
     if (cur.flags & KV__FLAG_DIR)
-        return kv_error_set(err, KV_ECODE_NOT_FILE, c->index, "%s", p->buf);
+        return kv_error_set_path(err, KV_ECODE_NOT_FILE, c->index, p->buf, p->len);
     rc = compare(c, &cur, req, err);
     if (rc < 0) return rc;
     uint64_t next = c->index + 1;
@@ -390,19 +391,19 @@ static int op_delete(struct apply_ctx *c, const Kvpb__KvRequest *req, const stru
     if (rc < 0) return rc;
     bool is_dir = (cur.flags & KV__FLAG_DIR) != 0;
     if (cond) {
-        if (is_dir) return kv_error_set(err, KV_ECODE_NOT_FILE, c->index, "%s", p->buf);
+        if (is_dir) return kv_error_set_path(err, KV_ECODE_NOT_FILE, c->index, p->buf, p->len);
         rc = compare(c, &cur, req, err);
         if (rc < 0) return rc;
         return remove_node(c, KV_ACTION_COMPARE_AND_DELETE, p, &cur, req->time_ns, out);
     }
     if (is_dir) {
         bool dir = req->dir || req->recursive; /* recursive implies dir */
-        if (!dir) return kv_error_set(err, KV_ECODE_NOT_FILE, c->index, "%s", p->buf);
+        if (!dir) return kv_error_set_path(err, KV_ECODE_NOT_FILE, c->index, p->buf, p->len);
         bool has_children;
         rc = kv__tree_has_children(c->s, c->txn, p->buf, p->len, p->depth, &has_children);
         if (rc < 0) return rc;
         if (has_children && !req->recursive) {
-            return kv_error_set(err, KV_ECODE_DIR_NOT_EMPTY, c->index, "%s", p->buf);
+            return kv_error_set_path(err, KV_ECODE_DIR_NOT_EMPTY, c->index, p->buf, p->len);
         }
     }
     return remove_node(c, KV_ACTION_DELETE, p, &cur, req->time_ns, out);

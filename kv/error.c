@@ -111,5 +111,18 @@ int kv_error_set(struct kv_error *err, enum kv_ecode ecode, uint64_t index, cons
     int n = vsnprintf(err->cause, sizeof(err->cause), fmt, ap);
     va_end(ap);
     if (n < 0) err->cause[0] = '\0';
+    err->cause_len = strlen(err->cause);
+    return K_EV2;
+}
+
+int kv_error_set_path(struct kv_error *err, enum kv_ecode ecode, uint64_t index, const char *path,
+                      size_t len)
+{
+    err->ecode = ecode;
+    err->index = index;
+    if (len > sizeof(err->cause) - 1) len = sizeof(err->cause) - 1;
+    memcpy(err->cause, path, len);
+    err->cause[len] = '\0';
+    err->cause_len = len;
     return K_EV2;
 }

@@ -5,6 +5,7 @@
 #ifndef KETCH_KV_ERROR_H
 #define KETCH_KV_ERROR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/assert.h"
@@ -48,8 +49,9 @@ enum kv_ecode {
 struct kv_error {
     enum kv_ecode ecode; /* etcd errorCode, e.g. KV_ECODE_KEY_NOT_FOUND = 100 */
     uint64_t index;      /* store index at the time, reported as "index"; 0 for request errors */
-    char cause[256];     /* key or field at fault, reported as "cause"; NUL-terminated, never
-                          * allocated. Longer causes (a CAS on a long value) are truncated. */
+    char cause[256];     /* key or field at fault, reported as "cause"; never allocated.
+                          * Longer causes (a CAS on a long value) are truncated. */
+    size_t cause_len;    /* bytes of cause: a key may hold a NUL byte (%00 in its URL) */
 };
 
 /* Returns etcd's exact message for ecode ("Key not found"); a static string, "" if unknown. */
@@ -58,6 +60,11 @@ const char *kv_ecode_message(enum kv_ecode ecode);
 /* Returns the HTTP status etcd answers an ecode with (spec §4.12): 404 for 100, 412 for 101
  * and 105, 403 for 102 and 108, 401 for 110, 500 for 300 and 301, 400 for every other. */
 int kv_ecode_http_status(enum kv_ecode ecode);
+
+/* Fills *err with a key as its cause (any bytes, NUL included; truncated to fit) and
+ * returns K_EV2. */
+int kv_error_set_path(struct kv_error *err, enum kv_ecode ecode, uint64_t index, const char *path,
+                      size_t len) __attribute__((warn_unused_result));
 
 /* Fills *err (cause formatted printf-style, truncated to fit) and returns K_EV2. */
 K_MUST_USE int kv_error_set(struct kv_error *err, enum kv_ecode ecode, uint64_t index,

@@ -21,15 +21,15 @@ int kv__walk_error(const struct kv_store *s, MDB_txn *txn, const char *p, size_t
         if (plen <= s->limits.key_bytes_max && i <= s->limits.depth_max)
             rc = kv__tree_get(s, txn, p, plen, i, &r);
         if (rc == K_ENOTFOUND) {
-            return kv_error_set(err, KV_ECODE_KEY_NOT_FOUND, etcd_index, "%.*s", (int)plen, p);
+            return kv_error_set_path(err, KV_ECODE_KEY_NOT_FOUND, etcd_index, p, plen);
         }
         if (rc < 0) return rc;
         if (!(r.flags & KV__FLAG_DIR) && i < depth) {
-            return kv_error_set(err, KV_ECODE_NOT_DIR, etcd_index, "%.*s", (int)plen, p);
+            return kv_error_set_path(err, KV_ECODE_NOT_DIR, etcd_index, p, plen);
         }
     }
     /* The node exists after all (the caller saw it missing): report it missing as asked. */
-    return kv_error_set(err, KV_ECODE_KEY_NOT_FOUND, etcd_index, "%.*s", (int)len, p);
+    return kv_error_set_path(err, KV_ECODE_KEY_NOT_FOUND, etcd_index, p, len);
 }
 
 int kv__long_path_error(const struct kv_store *s, MDB_txn *txn, const char *raw, size_t raw_len,

@@ -68,9 +68,11 @@ START_TEST(test_json_error_omits_an_empty_cause)
 {
     struct kv_error e = { .ecode = KV_ECODE_EVENT_INDEX_CLEARED, .index = 1167 };
     strcpy(e.cause, "the requested history has been cleared [168/5]");
+    e.cause_len = strlen(e.cause);
     struct kv_buf b = { 0 };
     kv_json_error(&e, &b);
     e.cause[0] = '\0';
+    e.cause_len = 0;
     e.ecode = KV_ECODE_RAFT_INTERNAL;
     e.index = 0;
     kv_json_error(&e, &b);

@@ -102,6 +102,7 @@ static int m_err(struct manswer *a, enum kv_ecode code, uint64_t index, const ch
     a->err.ecode = code;
     a->err.index = index;
     snprintf(a->err.cause, sizeof(a->err.cause), "%s", cause);
+    a->err.cause_len = strlen(a->err.cause);
     return -1;
 }
 

@@ -9,6 +9,8 @@ import pytest
 
 import harness
 
+pytestmark = harness.needs_cluster
+
 
 @pytest.fixture(scope="module")
 def cluster(request):

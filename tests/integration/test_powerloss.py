@@ -77,7 +77,7 @@ def test_power_loss_keeps_every_acknowledged_write(tmp_path, members):
             assert key in acked or any(v[0] == key for v in inflight.values()), key
     assert index >= max(mi for _, mi in acked.values())
     # The member keeps working after the rebuild.
-    r = harness.http(m.client_port, "PUT", "/v2/keys/after", harness.form(value="ok"))
+    r = harness.http(m.client_port, "PUT", "/v2/keys/after", {"value": "ok"})
     assert r.status == 201
     m.stop()
 
@@ -88,7 +88,7 @@ def test_kill_9_without_reboot_keeps_the_store(tmp_path, members):
     members.append(m)
     m.start()
     for i in range(50):
-        r = harness.http(m.client_port, "PUT", f"/v2/keys/k{i}", harness.form(value=str(i)))
+        r = harness.http(m.client_port, "PUT", f"/v2/keys/k{i}", {"value": str(i)})
         assert r.status == 201
     m.kill9()
     m.start()

@@ -43,6 +43,7 @@ struct ketchd {
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_timer_t drain;
+    struct srv_wait barrier; /* the start-up read that gates serving clients */
     int exit_status;
     bool stopping;
 };
@@ -232,6 +233,46 @@ static void free_records(struct srv_internal_record *r, size_t n)
     }
 }
 
+static void on_barrier(struct srv_wait *w, int rc, const struct kv_result *res);
+
+/* Clients are served only once every entry committed before this start is applied, as etcd
+ * serves only after its own start-up write applied: a linearizable read point (ReadIndex)
+ * proves it. Without it, a restarted member (whose WAL commit index may lag, see raft/wal.h)
+ * could answer a read before re-applying writes it had acknowledged. */
+static void start_barrier(struct ketchd *k)
+{
+    k->barrier.cb = on_barrier;
+    k->barrier.data = k;
+    srv_node_read(k->node, &k->barrier);
+}
+
+static void on_barrier(struct srv_wait *w, int rc, const struct kv_result *res)
+{
+    (void)res;
+    struct ketchd *k = w->data;
+    if (k->stopping) return;
+    if (rc < 0) {
+        k_log_warn("server", "waiting for the cluster to agree before serving clients (%s)",
+                   k_strerror(rc));
+        start_barrier(k);
+        return;
+    }
+    char err[512];
+    err[0] = '\0';
+    if (listen_clients(k, err, sizeof(err)) < 0) {
+        k->exit_status = 1;
+        stop(k, NULL);
+        fprintf(stderr, "ketchd: %s\n", err);
+        return;
+    }
+    struct srv_node_status st;
+    srv_node_status(k->node, &st);
+    k_log_info("server", "member %s (%s) of cluster %s is ready (applied index %llu)",
+               k->api.member_id_hex, k->cfg.name, k->api.cluster_id_hex,
+               (unsigned long long)st.applied_index);
+    sd_notify(0, "READY=1");
+}
+
 static int check_supported(const struct srv_config *c, char *err, size_t err_len)
 {
     if (c->discovery) {
@@ -300,11 +341,7 @@ static int run(struct ketchd *k, char *err, size_t err_len)
     srv_id_format(id.cluster_id, k->api.cluster_id_hex);
     srv_id_format(id.member_id, k->api.member_id_hex);
     k->api.start_time_ns = k_wall_ns();
-    rc = listen_clients(k, err, err_len);
-    if (rc < 0) return rc;
-    k_log_info("server", "member %s (%s) of cluster %s is ready", k->api.member_id_hex, k->cfg.name,
-               k->api.cluster_id_hex);
-    sd_notify(0, "READY=1");
+    start_barrier(k);
     return 0;
 }
 

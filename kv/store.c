@@ -198,6 +198,19 @@ int kv_store_indexes(struct kv_store *s, uint64_t *applied_index, uint64_t *etcd
     return ret;
 }
 
+int kv_store_node_count(struct kv_store *s, uint64_t *count)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != MDB_SUCCESS) return kv__mdb_err(rc);
+    MDB_stat st;
+    rc = mdb_stat(txn, s->dbi_nodes, &st);
+    mdb_txn_abort(txn);
+    if (rc != MDB_SUCCESS) return kv__mdb_err(rc);
+    *count = st.ms_entries;
+    return 0;
+}
+
 /* Opens a snapshot file read-only and reads its indexes: proves it is a ketch store. */
 static int snapshot_read_indexes(const char *path, uint64_t *applied, uint64_t *etcd)
 {

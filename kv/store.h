@@ -75,6 +75,10 @@ K_MUST_USE int kv_store_indexes(struct kv_store *s, uint64_t *applied_index, uin
  * regardless). *has is false when no node has a TTL. Returns 0 or an LMDB error. */
 K_MUST_USE int kv_store_next_expiration(struct kv_store *s, bool *has, int64_t *expiration_ns);
 
+/* The number of nodes (files and dirs, hidden ones too; not the root) as of the last committed
+ * transaction; LMDB keeps the count, so this is O(1). Returns 0 or an LMDB error as -EIO. */
+K_MUST_USE int kv_store_node_count(struct kv_store *s, uint64_t *count);
+
 /* The limits in force (defaults filled in). */
 const struct kv_limits *kv_store_limits(const struct kv_store *s);
 

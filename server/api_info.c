@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "base/version.h"
 #include "kv/json.h"
+#include "kv/store.h"
 #include "kv/watch.h"
 
 /* Appends a string literal without its NUL (lengths by hand are how a NUL once slipped into
@@ -301,6 +302,8 @@ void srv_api_metrics(struct srv_api *api, struct srv_request *req)
     struct srv_node_status st;
     srv_node_status(api->node, &st);
     api->metrics->store_watchers = kv_watch_hub_watcher_count(srv_node_hub(api->node));
+    uint64_t keys = 0;
+    if (kv_store_node_count(srv_node_store(api->node), &keys) == 0) api->metrics->store_keys = keys;
     struct k_buf b;
     k_buf_init(&b);
     srv_metrics_render(api->metrics, KETCH_VERSION, "3.4", &b);

@@ -4,6 +4,7 @@
 #include <check.h>
 #include <string.h>
 
+#include "kv/store.h"
 #include "kv/watch.h"
 #include "kv_test_util.h"
 
@@ -96,6 +97,26 @@ START_TEST(test_internal_write_outside_0_is_refused)
 }
 END_TEST
 
+START_TEST(test_node_count_counts_files_and_dirs_but_not_internal_records)
+{
+    struct kvt t;
+    kvt_open(&t);
+    bootstrap_like_etcd(&t);
+    uint64_t n = 99;
+    ck_assert_int_eq(kv_store_node_count(t.s, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    kvt_req(&t, "PUT", "/a/b", "value=1");
+    kvt_req(&t, "PUT", "/a/_c", "value=2");
+    kvt_req(&t, "PUT", "/d", "dir=true");
+    ck_assert_int_eq(kv_store_node_count(t.s, &n), 0);
+    ck_assert_uint_eq(n, 4); /* /a, /a/b, /a/_c, /d */
+    kvt_req(&t, "DELETE", "/a", "recursive=true");
+    ck_assert_int_eq(kv_store_node_count(t.s, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    kvt_close(&t);
+}
+END_TEST
+
 Suite *test_kv_internal_suite(void)
 {
     Suite *s = suite_create("kv_internal");
@@ -104,6 +125,7 @@ Suite *test_kv_internal_suite(void)
     tcase_add_test(tc, test_internal_writes_are_never_listed_or_readable);
     tcase_add_test(tc, test_internal_writes_wake_no_watcher_and_no_history_scan);
     tcase_add_test(tc, test_internal_write_outside_0_is_refused);
+    tcase_add_test(tc, test_node_count_counts_files_and_dirs_but_not_internal_records);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -21,7 +21,9 @@ enum req_kind { REQ_PRELOAD, REQ_PUT, REQ_GET, REQ_CAS_GET, REQ_CAS_PUT };
 static const uint64_t RECONNECT_DELAY_MS = 50;
 static const uint64_t WATCHDOG_PERIOD_MS = 50;
 static const uint64_t DRAIN_MAX_NS = 2000000000ull; /* answers in flight get this long */
-static const uint64_t PRELOAD_TIMEOUTS = 30;        /* preload gives up after 30 request timeouts */
+/* Preload, or a --requests run, with no answer at all for this many request timeouts (a
+ * server that refuses every connection) ends instead of retrying forever. */
+static const uint64_t STALL_TIMEOUTS = 3;
 
 struct runner;
 
@@ -46,6 +48,7 @@ struct runner {
     uv_timer_t watchdog;
     enum phase phase;
     uint64_t phase_start_ns;
+    uint64_t progress_ns; /* last answer, or phase change */
     uint64_t measure_start_ns;
     uint64_t measure_end_ns;
     uint64_t preload_keys; /* keys written before warm-up: [0, preload_keys) */
@@ -221,6 +224,7 @@ static void on_response(struct bench_conn *c, const struct bench_response *rsp)
     struct runner *r = cl->r;
     uint64_t now = uv_hrtime();
     bool ok = rsp->status >= 200 && rsp->status < 300;
+    r->progress_ns = now;
     switch (tag_kind(rsp->tag)) {
     case REQ_PRELOAD:
         if (!ok) r->res->preload_failed++;
@@ -229,11 +233,12 @@ static void on_response(struct bench_conn *c, const struct bench_response *rsp)
     case REQ_PUT:
     case REQ_GET:
         if (!runner_count(r, rsp->tag)) break;
-        if (ok)
+        if (ok) {
             record_ok(r, tag_kind(rsp->tag) == REQ_GET ? BENCH_OP_READ : BENCH_OP_WRITE,
                       now - rsp->start_ns);
-        else
+        } else {
             bench_errors_add_status(&r->res->errors, rsp->status);
+        }
         break;
     case REQ_CAS_GET: {
         uint64_t index = ok ? body_modified_index(rsp->body) : 0;
@@ -243,17 +248,19 @@ static void on_response(struct bench_conn *c, const struct bench_response *rsp)
         }
         client_format_put(cl, tag_key(rsp->tag), index);
         uint64_t tag = tag_make(REQ_CAS_PUT, tag_key(rsp->tag), tag_measured(rsp->tag));
+        /* The op goes on with its PUT; a failed send is accounted in failed_cb. */
         if (!client_send(cl, tag)) return;
-        return; /* the op goes on; nothing to fill */
+        return;
     }
     case REQ_CAS_PUT:
         if (!runner_count(r, rsp->tag)) break;
-        if (ok)
+        if (ok) {
             record_ok(r, BENCH_OP_CAS, now - cl->cas_start_ns);
-        else if (rsp->status == 412)
+        } else if (rsp->status == 412) {
             r->res->contention++;
-        else
+        } else {
             bench_errors_add_status(&r->res->errors, rsp->status);
+        }
         break;
     }
     runner_check_count_done(r);
@@ -303,10 +310,11 @@ static const struct bench_conn_cbs client_cbs = {
 static void on_phase_timer(uv_timer_t *t)
 {
     struct runner *r = t->data;
-    if (r->phase == PHASE_WARMUP)
+    if (r->phase == PHASE_WARMUP) {
         runner_enter(r, PHASE_MEASURE);
-    else if (r->phase == PHASE_MEASURE)
+    } else if (r->phase == PHASE_MEASURE) {
         runner_enter(r, PHASE_DRAIN);
+    }
 }
 
 static void conn_bytes(const struct runner *r, uint64_t *sent, uint64_t *recv)
@@ -333,6 +341,7 @@ static void runner_enter(struct runner *r, enum phase p)
     uint64_t now = uv_hrtime();
     r->phase = p;
     r->phase_start_ns = now;
+    r->progress_ns = now;
     uv_timer_stop(&r->phase_timer);
     switch (p) {
     case PHASE_PRELOAD:
@@ -393,10 +402,15 @@ static void on_watchdog(uv_timer_t *t)
     if (r->phase == PHASE_DRAIN && (busy == 0 || now - r->phase_start_ns > DRAIN_MAX_NS)) {
         runner_enter(r, PHASE_DONE);
     } else if (r->phase == PHASE_PRELOAD &&
-               now - r->phase_start_ns > PRELOAD_TIMEOUTS * r->cfg->timeout_ns) {
-        fprintf(stderr, "ketch-bench: preload made no end after %" PRIu64 " s, giving up\n",
-                (uint64_t)((now - r->phase_start_ns) / 1000000000ull));
+               now - r->progress_ns > STALL_TIMEOUTS * r->cfg->timeout_ns) {
+        fprintf(stderr, "ketch-bench: preload got no answer for %" PRIu64 " s, giving up\n",
+                (uint64_t)((now - r->progress_ns) / 1000000000ull));
         runner_enter(r, PHASE_DONE);
+    } else if (r->phase == PHASE_MEASURE && r->cfg->requests &&
+               now - r->progress_ns > STALL_TIMEOUTS * r->cfg->timeout_ns) {
+        fprintf(stderr, "ketch-bench: no answer for %" PRIu64 " s, ending the run early\n",
+                (uint64_t)((now - r->progress_ns) / 1000000000ull));
+        runner_enter(r, PHASE_DRAIN);
     }
 }
 

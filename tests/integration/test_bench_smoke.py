@@ -172,6 +172,20 @@ def test_unreachable_endpoint_counts_transport_errors(ketch_bin, tmp_path):
     assert rep["errors_by_transport"].get("ECONNREFUSED", 0) > 0
 
 
+def test_request_count_run_against_dead_endpoint_ends(ketch_bin, tmp_path):
+    (port,) = free_ports(1)
+    out = tmp_path / "report.json"
+    r = subprocess.run([ketch_bin("ketch-bench"), "put", "--endpoints",
+                        f"http://127.0.0.1:{port}", "--requests", "10", "--warmup", "0s",
+                        "--timeout", "200ms", "--json", str(out), "--quiet"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "no answer" in r.stderr
+    rep = json.loads(out.read_text())
+    check_report_shape(rep)
+    assert rep["ok"] == 0 and rep["errors"] > 0
+
+
 def test_bad_usage_exits_1_with_one_line(ketch_bin):
     r = subprocess.run([ketch_bin("ketch-bench"), "put", "--connections", "0"],
                        capture_output=True, text=True, timeout=30)

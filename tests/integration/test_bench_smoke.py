@@ -120,7 +120,9 @@ def check_report_shape(rep):
     ["get", "--connections", "4", "--keys", "50"],
     ["get", "--connections", "2", "--keys", "50", "--quorum"],
     ["mixed", "--connections", "4", "--keys", "50", "--key-dist", "zipf"],
-], ids=["put", "get", "get-quorum", "mixed"])
+    # Bodies over 2048 bytes come chunked (spec §1.3): the parser must take both framings.
+    ["get", "--connections", "2", "--keys", "20", "--value-size", "3000", "--prefix", "big"],
+], ids=["put", "get", "get-quorum", "mixed", "get-chunked"])
 def test_request_workload_succeeds_and_reports_json(ketch_bin, member, tmp_path, args):
     rep = bench(ketch_bin, member, tmp_path, *args, "--warmup", "200ms", "--duration", "1s")
     assert rep["workload"] == args[0]

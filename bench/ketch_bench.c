@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <uv.h>
 
+#include "base/alloc.h"
 #include "base/err.h"
 #include "base/version.h"
 #include "config.h"
@@ -304,6 +305,14 @@ static int cli_apply(struct cli *c, int opt, const char *arg)
     return rc;
 }
 
+static const char *option_name(int opt)
+{
+    for (const struct option *o = OPTIONS; o->name; o++) {
+        if (o->val == opt) return o->name;
+    }
+    return "?";
+}
+
 /* Parses argv into c; returns 0, 1 after --help/--version (exit 0), or K_ECONFIG. */
 static int cli_parse(struct cli *c, int argc, char **argv)
 {
@@ -325,8 +334,8 @@ static int cli_parse(struct cli *c, int argc, char **argv)
             return K_ECONFIG;
         }
         if (cli_apply(c, opt, optarg) < 0) {
-            fprintf(stderr, "ketch-bench: bad value for --%s: %s (see --help)\n",
-                    OPTIONS[opt - OPT_ENDPOINTS].name, optarg ? optarg : "");
+            fprintf(stderr, "ketch-bench: bad value for --%s: %s (see --help)\n", option_name(opt),
+                    optarg ? optarg : "");
             return K_ECONFIG;
         }
     }
@@ -393,9 +402,8 @@ static int write_json(const char *path, const struct bench_config *cfg,
 
 int main(int argc, char **argv)
 {
-    struct cli *c = calloc(1, sizeof(*c));
-    struct bench_result *res = malloc(sizeof(*res));
-    if (!c || !res) return EXIT_USAGE;
+    struct cli *c = k_xcalloc(1, sizeof(*c));
+    struct bench_result *res = k_xmalloc(sizeof(*res)); /* histograms: too big for the stack */
     int rc = cli_parse(c, argc, argv);
     int status = EXIT_USAGE;
     if (rc == 1) status = EXIT_OK;

@@ -46,6 +46,8 @@ static const char USAGE[] =
         "                       'leader' sends everything to the leader's client URL\n"
         "  --connections N      connections (watch: writers); default 16 (watch: 1)\n"
         "  --pipeline K         requests in flight per connection (default 1, max 64)\n"
+        "  --rate R             open loop: R requests/s over all connections, sent when due\n"
+        "                       (latency counts from then); default closed loop\n"
         "  --duration D         measured time (default 10s); watch: deadline (default 60s)\n"
         "  --requests N         measure N requests instead of a duration\n"
         "  --warmup D           load before measuring, excluded from figures (default 2s)\n"
@@ -147,6 +149,7 @@ enum opt {
     OPT_QUIET,
     OPT_VERSION,
     OPT_HELP,
+    OPT_RATE,
 };
 
 static const struct option OPTIONS[] = {
@@ -154,6 +157,7 @@ static const struct option OPTIONS[] = {
     { "target", required_argument, NULL, OPT_TARGET },
     { "connections", required_argument, NULL, OPT_CONNECTIONS },
     { "pipeline", required_argument, NULL, OPT_PIPELINE },
+    { "rate", required_argument, NULL, OPT_RATE },
     { "duration", required_argument, NULL, OPT_DURATION },
     { "requests", required_argument, NULL, OPT_REQUESTS },
     { "warmup", required_argument, NULL, OPT_WARMUP },
@@ -225,6 +229,10 @@ static int cli_apply(struct cli *c, int opt, const char *arg)
         rc = parse_u64(arg, &v);
         if (rc == 0 && (v == 0 || v > 64)) rc = K_ECONFIG;
         cfg->pipeline = (size_t)v;
+        break;
+    case OPT_RATE:
+        rc = parse_u64(arg, &cfg->rate);
+        if (rc == 0 && (cfg->rate == 0 || cfg->rate > 10000000)) rc = K_ECONFIG;
         break;
     case OPT_DURATION:
         rc = parse_duration_ns(arg, &cfg->duration_ns);
@@ -347,6 +355,11 @@ static int cli_parse(struct cli *c, int argc, char **argv)
     if (parse_workload(argv[optind], &c->cfg.workload) < 0) {
         fprintf(stderr, "ketch-bench: unknown workload %s (put, get, mixed, cas, watch)\n",
                 argv[optind]);
+        return K_ECONFIG;
+    }
+    if (c->cfg.rate &&
+        (c->cfg.workload == BENCH_WORKLOAD_CAS || c->cfg.workload == BENCH_WORKLOAD_WATCH)) {
+        fprintf(stderr, "ketch-bench: --rate applies to put, get and mixed only\n");
         return K_ECONFIG;
     }
     if (c->cfg.workload == BENCH_WORKLOAD_WATCH) {

@@ -48,7 +48,11 @@ struct runner {
     uv_timer_t watchdog;
     enum phase phase;
     uint64_t phase_start_ns;
-    uint64_t progress_ns; /* last answer, or phase change */
+    uint64_t progress_ns;  /* last answer, or phase change */
+    uv_timer_t rate_timer; /* --rate: moves rate_due along the schedule */
+    uint64_t rate_t0_ns;   /* --rate: when the schedule began (warm-up start) */
+    uint64_t rate_due;     /* --rate: requests due so far */
+    uint64_t rate_sent;    /* --rate: requests sent so far; the next is due at t0 + sent/rate */
     uint64_t measure_start_ns;
     uint64_t measure_end_ns;
     uint64_t preload_keys; /* keys written before warm-up: [0, preload_keys) */
@@ -89,11 +93,12 @@ static bool runner_may_issue(const struct runner *r)
 {
     switch (r->phase) {
     case PHASE_PRELOAD:
-        return r->preload_next < r->cfg->keys;
+        return r->preload_next < r->preload_keys;
     case PHASE_WARMUP:
-        return true;
+        return !r->cfg->rate || r->rate_sent < r->rate_due;
     case PHASE_MEASURE:
-        return r->cfg->requests == 0 || r->issued < r->cfg->requests;
+        if (r->cfg->requests && r->issued >= r->cfg->requests) return false;
+        return !r->cfg->rate || r->rate_sent < r->rate_due;
     case PHASE_DRAIN:
     case PHASE_DONE:
         return false;
@@ -128,10 +133,18 @@ static void client_format_get(struct client *cl, uint64_t key, bool quorum)
                  cfg->endpoints[cl->endpoint].host_port);
 }
 
-/* Sends cl->req; a failure closes the connection and failed_cb does the accounting. */
+/* Sends cl->req; a failure closes the connection and failed_cb does the accounting. With
+ * --rate, a load request's latency starts when it was due, not when a connection was free
+ * (otherwise a slow server would hide its queue: coordinated omission). */
 static bool client_send(struct client *cl, uint64_t tag)
 {
-    return bench_conn_send(&cl->conn, cl->req.data, cl->req.len, tag) == 0;
+    struct runner *r = cl->r;
+    uint64_t start_ns = uv_hrtime();
+    if (r->cfg->rate && tag_kind(tag) != REQ_PRELOAD) {
+        start_ns = r->rate_t0_ns + (uint64_t)((double)r->rate_sent * 1e9 / (double)r->cfg->rate);
+        r->rate_sent++;
+    }
+    return bench_conn_send_at(&cl->conn, cl->req.data, cl->req.len, tag, start_ns) == 0;
 }
 
 static bool client_issue(struct client *cl)
@@ -328,12 +341,31 @@ static void conn_bytes(const struct runner *r, uint64_t *sent, uint64_t *recv)
 
 static void runner_shutdown(struct runner *r)
 {
+    uv_close((uv_handle_t *)&r->rate_timer, NULL);
     uv_close((uv_handle_t *)&r->phase_timer, NULL);
     uv_close((uv_handle_t *)&r->watchdog, NULL);
     for (size_t i = 0; i < r->nclients; i++) {
         uv_close((uv_handle_t *)&r->clients[i].retry, NULL);
         bench_conn_close(&r->clients[i].conn);
     }
+}
+
+/* --rate: due requests are counted every millisecond; connections free to send take them. */
+static void on_rate_timer(uv_timer_t *t)
+{
+    struct runner *r = t->data;
+    uint64_t now = uv_hrtime();
+    r->rate_due = (uint64_t)((double)(now - r->rate_t0_ns) * (double)r->cfg->rate / 1e9) + 1;
+    for (size_t i = 0; i < r->nclients; i++)
+        client_fill(&r->clients[i]);
+}
+
+static void runner_start_schedule(struct runner *r, uint64_t now)
+{
+    if (!r->cfg->rate || r->rate_t0_ns) return;
+    r->rate_t0_ns = now;
+    r->rate_due = 1;
+    k_assert(uv_timer_start(&r->rate_timer, on_rate_timer, 1, 1) == 0);
 }
 
 static void runner_enter(struct runner *r, enum phase p)
@@ -347,6 +379,7 @@ static void runner_enter(struct runner *r, enum phase p)
     case PHASE_PRELOAD:
         break;
     case PHASE_WARMUP:
+        runner_start_schedule(r, now);
         if (r->res->preload_failed) {
             fprintf(stderr, "ketch-bench: %" PRIu64 " of %" PRIu64 " preload writes failed\n",
                     r->res->preload_failed, r->preload_keys);
@@ -368,6 +401,8 @@ static void runner_enter(struct runner *r, enum phase p)
         break;
     case PHASE_DRAIN: {
         r->measure_end_ns = now;
+        uv_timer_stop(&r->rate_timer);
+        if (r->cfg->rate) r->res->rate_unsent = r->rate_due - r->rate_sent;
         uint64_t s, v;
         conn_bytes(r, &s, &v);
         r->res->bytes_sent = s - r->bytes_sent0;
@@ -429,7 +464,7 @@ int bench_workload_run(uv_loop_t *loop, const struct bench_config *cfg, struct b
 {
     if (cfg->workload == BENCH_WORKLOAD_WATCH || cfg->connections == 0 || cfg->keys == 0 ||
         cfg->pipeline == 0 || cfg->pipeline > BENCH_CONN_INFLIGHT_MAX ||
-        (cfg->workload == BENCH_WORKLOAD_CAS && cfg->cas_keys == 0)) {
+        (cfg->workload == BENCH_WORKLOAD_CAS && (cfg->cas_keys == 0 || cfg->rate))) {
         return K_ECONFIG;
     }
     bench_result_init(out);
@@ -441,6 +476,8 @@ int bench_workload_run(uv_loop_t *loop, const struct bench_config *cfg, struct b
     bench_keygen_init(&r->keygen, cfg->key_dist, cfg->keys);
     k_assert(uv_timer_init(loop, &r->phase_timer) == 0);
     k_assert(uv_timer_init(loop, &r->watchdog) == 0);
+    k_assert(uv_timer_init(loop, &r->rate_timer) == 0);
+    r->rate_timer.data = r;
     r->phase_timer.data = r->watchdog.data = r;
     r->nclients = cfg->connections;
     r->clients = k_xcalloc(r->nclients, sizeof(*r->clients));

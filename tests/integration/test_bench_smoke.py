@@ -200,6 +200,31 @@ def test_request_count_run_against_dead_endpoint_ends(ketch_bin, tmp_path):
     assert rep["ok"] == 0 and rep["errors"] > 0
 
 
+def test_compare_runs_single_member_rows_and_writes_json(ketch_bin, tmp_path):
+    """bench/compare end to end, as short as it goes: rows run, figures land in the JSON."""
+    ketch_bin("ketch-bench")  # asserts it is built
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = tmp_path / "compare.json"
+    env = dict(os.environ, KETCH_BIN_DIR=str(bin_dir()))
+    r = subprocess.run(["/usr/bin/python3", os.path.join(root, "bench", "compare"), "--quick",
+                        "--single", "--systems", TARGET, "--reps", "1", "--warmup", "0.1",
+                        "--duration", "0.5", "--load-keys", "300", "--workdir",
+                        str(tmp_path / "work"), "--json", str(out)],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["error"] is None
+    assert doc["cluster_size"] == 1
+    rows = {(x["workload"], x["system"]): x for x in doc["results"]}
+    for row in ("rss-idle", "put-256B-c1", "put-256B-c64", "get-c64", "load-300-keys",
+                "startup"):
+        assert (row, TARGET) in rows, sorted(rows)
+    assert rows[("put-256B-c64", TARGET)]["figures"]["ok_rps"]["median"] > 0
+    assert rows[("load-300-keys", TARGET)]["figures"]["rss_mb"]["median"] > 0
+    assert "| put-256B-c64" in r.stdout
+    assert list((tmp_path / "work").iterdir()) == []  # cluster dirs go after a good run
+
+
 def test_bad_usage_exits_1_with_one_line(ketch_bin):
     r = subprocess.run([ketch_bin("ketch-bench"), "put", "--connections", "0"],
                        capture_output=True, text=True, timeout=30)

@@ -31,6 +31,8 @@ struct bench_config {
     bool target_leader;    /* endpoints were replaced by the leader's client URL */
     size_t connections;    /* load connections (watch: writer connections) */
     size_t pipeline;       /* requests in flight per connection, 1 = closed loop */
+    uint64_t rate;         /* open loop: requests per second over all connections,
+                              sent on schedule whatever the answers; 0 = closed loop */
     uint64_t warmup_ns;    /* load before measuring, excluded from every figure */
     uint64_t duration_ns;  /* measured time, when requests == 0 */
     uint64_t requests;     /* measured requests (count mode), 0 = duration mode */

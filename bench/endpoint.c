@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <netdb.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,21 +183,50 @@ static int leader_from_json(const char *json, struct bench_endpoint *ep)
     return rc;
 }
 
+/* Returns true when a /v2/stats/self body says "state":"StateLeader" (spec §9.1). */
+static bool stats_say_leader(const char *json)
+{
+    cJSON *root = cJSON_Parse(json);
+    if (!root) return false;
+    cJSON *state = cJSON_GetObjectItemCaseSensitive(root, "state");
+    bool leader = cJSON_IsString(state) && strcmp(state->valuestring, "StateLeader") == 0;
+    cJSON_Delete(root);
+    return leader;
+}
+
+/* One GET for leader discovery; returns the body (caller frees with k_buf_free) or rc. */
+static int fetch_json(uv_loop_t *loop, const struct bench_endpoint *ep, const char *path,
+                      uint64_t timeout_ms, struct k_buf *body)
+{
+    int status = 0;
+    int rc = bench_fetch(loop, ep, "GET", path, NULL, timeout_ms, &status, NULL, body);
+    if (rc == 0 && (status != 200 || !body->data)) rc = K_ENOTFOUND;
+    return rc;
+}
+
 int bench_find_leader(uv_loop_t *loop, const struct bench_endpoint *eps, size_t n,
                       uint64_t timeout_ms, struct bench_endpoint *leader)
 {
+    /* etcd 3.4 names the leader at /v2/members/leader; a server without that route is asked
+     * for /v2/stats/self on every endpoint instead, and the one in StateLeader wins. */
     for (size_t i = 0; i < n; i++) {
         struct k_buf body;
         k_buf_init(&body);
-        int status = 0;
-        int rc = bench_fetch(loop, &eps[i], "GET", "/v2/members/leader", NULL, timeout_ms, &status,
-                             NULL, &body);
-        if (rc == 0 && status == 200 && body.data)
-            rc = leader_from_json(body.data, leader);
-        else if (rc == 0)
-            rc = K_ENOTFOUND;
+        int rc = fetch_json(loop, &eps[i], "/v2/members/leader", timeout_ms, &body);
+        if (rc == 0) rc = leader_from_json(body.data, leader);
         k_buf_free(&body);
         if (rc == 0) return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct k_buf body;
+        k_buf_init(&body);
+        int rc = fetch_json(loop, &eps[i], "/v2/stats/self", timeout_ms, &body);
+        bool found = rc == 0 && stats_say_leader(body.data);
+        k_buf_free(&body);
+        if (found) {
+            *leader = eps[i];
+            return 0;
+        }
     }
     return K_ENOTFOUND;
 }

@@ -40,8 +40,10 @@ K_MUST_USE int bench_fetch(uv_loop_t *loop, const struct bench_endpoint *ep, con
                            const char *path, const char *body, uint64_t timeout_ms, int *status,
                            uint64_t *etcd_index, struct k_buf *out);
 
-/* Asks each endpoint in turn for the leader and parses its first client URL into *leader.
- * Returns 0, or K_ENOTFOUND when no endpoint named a leader within timeout_ms each. */
+/* Asks each endpoint in turn for the leader (GET /v2/members/leader) and parses its first
+ * client URL into *leader; failing that, asks each for /v2/stats/self and takes the one
+ * whose state is StateLeader. Returns 0, or K_ENOTFOUND when no endpoint named a leader
+ * within timeout_ms per request. */
 K_MUST_USE int bench_find_leader(uv_loop_t *loop, const struct bench_endpoint *eps, size_t n,
                                  uint64_t timeout_ms, struct bench_endpoint *leader);
 

@@ -233,11 +233,17 @@ static void conn_flush(struct bench_conn *c)
 
 int bench_conn_send(struct bench_conn *c, const char *bytes, size_t len, uint64_t tag)
 {
+    return bench_conn_send_at(c, bytes, len, tag, uv_hrtime());
+}
+
+int bench_conn_send_at(struct bench_conn *c, const char *bytes, size_t len, uint64_t tag,
+                       uint64_t start_ns)
+{
     k_assert(c->state == BENCH_CONN_OPEN);
     k_assert(c->inflight_count < BENCH_CONN_INFLIGHT_MAX);
     size_t slot = (c->inflight_head + c->inflight_count) % BENCH_CONN_INFLIGHT_MAX;
     c->inflight[slot].tag = tag;
-    c->inflight[slot].start_ns = uv_hrtime();
+    c->inflight[slot].start_ns = start_ns;
     c->inflight_count++;
     c->bytes_sent += len;
     size_t sent = 0;

@@ -115,6 +115,11 @@ void bench_conn_open(struct bench_conn *c, const struct sockaddr_in *addr);
  * libuv error after which the connection fails (failed_cb follows). */
 K_MUST_USE int bench_conn_send(struct bench_conn *c, const char *bytes, size_t len, uint64_t tag);
 
+/* The same, with the request's start time given (an open-loop generator passes the time the
+ * request was due, so its latency includes the time it waited for a free connection). */
+K_MUST_USE int bench_conn_send_at(struct bench_conn *c, const char *bytes, size_t len, uint64_t tag,
+                                  uint64_t start_ns);
+
 /* Closes the connection; failed_cb(c, 0, inflight) follows. No-op unless CONNECTING/OPEN. */
 void bench_conn_close(struct bench_conn *c);
 

@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <uv.h>
 
+#include "base/alloc.h"
 #include "base/err.h"
 #include "base/version.h"
 #include "config.h"
@@ -45,6 +46,8 @@ static const char USAGE[] =
         "                       'leader' sends everything to the leader's client URL\n"
         "  --connections N      connections (watch: writers); default 16 (watch: 1)\n"
         "  --pipeline K         requests in flight per connection (default 1, max 64)\n"
+        "  --rate R             open loop: R requests/s over all connections, sent when due\n"
+        "                       (latency counts from then); default closed loop\n"
         "  --duration D         measured time (default 10s); watch: deadline (default 60s)\n"
         "  --requests N         measure N requests instead of a duration\n"
         "  --warmup D           load before measuring, excluded from figures (default 2s)\n"
@@ -146,6 +149,7 @@ enum opt {
     OPT_QUIET,
     OPT_VERSION,
     OPT_HELP,
+    OPT_RATE,
 };
 
 static const struct option OPTIONS[] = {
@@ -153,6 +157,7 @@ static const struct option OPTIONS[] = {
     { "target", required_argument, NULL, OPT_TARGET },
     { "connections", required_argument, NULL, OPT_CONNECTIONS },
     { "pipeline", required_argument, NULL, OPT_PIPELINE },
+    { "rate", required_argument, NULL, OPT_RATE },
     { "duration", required_argument, NULL, OPT_DURATION },
     { "requests", required_argument, NULL, OPT_REQUESTS },
     { "warmup", required_argument, NULL, OPT_WARMUP },
@@ -224,6 +229,10 @@ static int cli_apply(struct cli *c, int opt, const char *arg)
         rc = parse_u64(arg, &v);
         if (rc == 0 && (v == 0 || v > 64)) rc = K_ECONFIG;
         cfg->pipeline = (size_t)v;
+        break;
+    case OPT_RATE:
+        rc = parse_u64(arg, &cfg->rate);
+        if (rc == 0 && (cfg->rate == 0 || cfg->rate > 10000000)) rc = K_ECONFIG;
         break;
     case OPT_DURATION:
         rc = parse_duration_ns(arg, &cfg->duration_ns);
@@ -304,6 +313,14 @@ static int cli_apply(struct cli *c, int opt, const char *arg)
     return rc;
 }
 
+static const char *option_name(int opt)
+{
+    for (const struct option *o = OPTIONS; o->name; o++) {
+        if (o->val == opt) return o->name;
+    }
+    return "?";
+}
+
 /* Parses argv into c; returns 0, 1 after --help/--version (exit 0), or K_ECONFIG. */
 static int cli_parse(struct cli *c, int argc, char **argv)
 {
@@ -325,8 +342,8 @@ static int cli_parse(struct cli *c, int argc, char **argv)
             return K_ECONFIG;
         }
         if (cli_apply(c, opt, optarg) < 0) {
-            fprintf(stderr, "ketch-bench: bad value for --%s: %s (see --help)\n",
-                    OPTIONS[opt - OPT_ENDPOINTS].name, optarg ? optarg : "");
+            fprintf(stderr, "ketch-bench: bad value for --%s: %s (see --help)\n", option_name(opt),
+                    optarg ? optarg : "");
             return K_ECONFIG;
         }
     }
@@ -338,6 +355,11 @@ static int cli_parse(struct cli *c, int argc, char **argv)
     if (parse_workload(argv[optind], &c->cfg.workload) < 0) {
         fprintf(stderr, "ketch-bench: unknown workload %s (put, get, mixed, cas, watch)\n",
                 argv[optind]);
+        return K_ECONFIG;
+    }
+    if (c->cfg.rate &&
+        (c->cfg.workload == BENCH_WORKLOAD_CAS || c->cfg.workload == BENCH_WORKLOAD_WATCH)) {
+        fprintf(stderr, "ketch-bench: --rate applies to put, get and mixed only\n");
         return K_ECONFIG;
     }
     if (c->cfg.workload == BENCH_WORKLOAD_WATCH) {
@@ -393,9 +415,8 @@ static int write_json(const char *path, const struct bench_config *cfg,
 
 int main(int argc, char **argv)
 {
-    struct cli *c = calloc(1, sizeof(*c));
-    struct bench_result *res = malloc(sizeof(*res));
-    if (!c || !res) return EXIT_USAGE;
+    struct cli *c = k_xcalloc(1, sizeof(*c));
+    struct bench_result *res = k_xmalloc(sizeof(*res)); /* histograms: too big for the stack */
     int rc = cli_parse(c, argc, argv);
     int status = EXIT_USAGE;
     if (rc == 1) status = EXIT_OK;

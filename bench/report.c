@@ -56,6 +56,7 @@ static void table_config(FILE *out, const struct bench_config *cfg)
     fprintf(out, "ketch-bench %s: %zu connection%s", bench_workload_name(cfg->workload),
             cfg->connections, cfg->connections == 1 ? "" : "s");
     if (cfg->pipeline > 1) fprintf(out, " x pipeline %zu", cfg->pipeline);
+    if (cfg->rate) fprintf(out, ", open loop at %" PRIu64 " req/s", cfg->rate);
     fprintf(out, " to %s%s", cfg->target_leader ? "the leader " : "", cfg->endpoints[0].url);
     if (cfg->endpoint_count > 1) fprintf(out, " (+%zu more)", cfg->endpoint_count - 1);
     fprintf(out, "\n");
@@ -114,6 +115,10 @@ void bench_report_table(FILE *out, const struct bench_config *cfg, const struct 
         else
             fprintf(out, "NOT all seen before the deadline\n");
     }
+    if (cfg->rate) {
+        fprintf(out, "schedule: %" PRIu64 " requests were due but never sent (server behind)\n",
+                res->rate_unsent);
+    }
     table_errors(out, &res->errors);
     fprintf(out, "bytes:    sent %.2f MB, received %.2f MB (%.2f MB/s in)\n",
             (double)res->bytes_sent / 1e6, (double)res->bytes_recv / 1e6,
@@ -153,12 +158,12 @@ static void json_config(struct k_buf *b, const struct bench_config *cfg)
                  "\"duration_s\":%.3f,\"requests\":%" PRIu64
                  ",\"timeout_s\":%.3f,\"value_bytes\":%zu,"
                  "\"keys\":%" PRIu64 ",\"key_dist\":\"%s\",\"quorum\":%s,\"read_ratio\":%.4f,"
-                 "\"cas_keys\":%" PRIu64 ",\"prefix\":",
+                 "\"cas_keys\":%" PRIu64 ",\"rate\":%" PRIu64 ",\"prefix\":",
                  cfg->target_leader ? "leader" : "endpoints", cfg->connections, cfg->pipeline,
                  (double)cfg->warmup_ns / 1e9, (double)cfg->duration_ns / 1e9, cfg->requests,
                  (double)cfg->timeout_ns / 1e9, cfg->value_bytes, cfg->keys,
                  bench_key_dist_name(cfg->key_dist), cfg->quorum ? "true" : "false",
-                 (double)cfg->read_per_million / 1e6, cfg->cas_keys);
+                 (double)cfg->read_per_million / 1e6, cfg->cas_keys, cfg->rate);
     json_str(b, cfg->prefix);
     k_buf_printf(b,
                  ",\"seed\":%" PRIu64 ",\"watchers\":%zu,\"writes\":%" PRIu64
@@ -212,8 +217,8 @@ void bench_report_json(struct k_buf *b, const struct bench_config *cfg,
     }
     k_buf_printf(b,
                  "},\"bytes_sent\":%" PRIu64 ",\"bytes_recv\":%" PRIu64
-                 ",\"preload_failed\":%" PRIu64,
-                 res->bytes_sent, res->bytes_recv, res->preload_failed);
+                 ",\"preload_failed\":%" PRIu64 ",\"rate_unsent\":%" PRIu64,
+                 res->bytes_sent, res->bytes_recv, res->preload_failed, res->rate_unsent);
     if (res->is_watch) {
         const struct bench_watch_result *w = &res->watch;
         k_buf_printf(b,

@@ -58,6 +58,8 @@ struct bench_result {
     uint64_t bytes_sent; /* during the measured window */
     uint64_t bytes_recv;
     uint64_t preload_failed; /* preload writes that did not succeed */
+    uint64_t rate_unsent;    /* --rate: requests due in the window but never sent (the
+                                server did not keep up with the schedule) */
     bool is_watch;
     struct bench_watch_result watch;
 };

@@ -311,16 +311,21 @@ static void on_deadline(uv_timer_t *t)
 static int wrun_setup(struct wrun *w, uint64_t *first_index)
 {
     char path[sizeof(w->watch_path) + 32];
-    if (w->cfg->watch_recursive)
+    if (w->cfg->watch_recursive) {
         snprintf(path, sizeof(path), "%s/setup", w->watch_path);
-    else
+    } else {
         snprintf(path, sizeof(path), "%s", w->watch_path);
+    }
     struct k_buf body;
     k_buf_init(&body);
     int status = 0;
     uint64_t index = 0;
     int rc = bench_fetch(w->loop, &w->cfg->endpoints[0], "PUT", path, "value=setup",
                          SETUP_TIMEOUT_MS, &status, &index, &body);
+    /* X-Etcd-Index of a write is its event's index (spec §4.4); a server that leaves the
+     * header out still names the index in the body, as node.modifiedIndex. */
+    const char *mi = body.data ? strstr(body.data, "\"modifiedIndex\":") : NULL;
+    if (index == 0 && mi) index = strtoull(mi + 16, NULL, 10);
     k_buf_free(&body);
     if (rc == 0 && (status < 200 || status >= 300 || index == 0)) rc = K_EPROTO;
     if (rc < 0) {

@@ -21,7 +21,9 @@ enum req_kind { REQ_PRELOAD, REQ_PUT, REQ_GET, REQ_CAS_GET, REQ_CAS_PUT };
 static const uint64_t RECONNECT_DELAY_MS = 50;
 static const uint64_t WATCHDOG_PERIOD_MS = 50;
 static const uint64_t DRAIN_MAX_NS = 2000000000ull; /* answers in flight get this long */
-static const uint64_t PRELOAD_TIMEOUTS = 30;        /* preload gives up after 30 request timeouts */
+/* Preload, or a --requests run, with no answer at all for this many request timeouts (a
+ * server that refuses every connection) ends instead of retrying forever. */
+static const uint64_t STALL_TIMEOUTS = 3;
 
 struct runner;
 
@@ -46,6 +48,11 @@ struct runner {
     uv_timer_t watchdog;
     enum phase phase;
     uint64_t phase_start_ns;
+    uint64_t progress_ns;  /* last answer, or phase change */
+    uv_timer_t rate_timer; /* --rate: moves rate_due along the schedule */
+    uint64_t rate_t0_ns;   /* --rate: when the schedule began (warm-up start) */
+    uint64_t rate_due;     /* --rate: requests due so far */
+    uint64_t rate_sent;    /* --rate: requests sent so far; the next is due at t0 + sent/rate */
     uint64_t measure_start_ns;
     uint64_t measure_end_ns;
     uint64_t preload_keys; /* keys written before warm-up: [0, preload_keys) */
@@ -86,11 +93,12 @@ static bool runner_may_issue(const struct runner *r)
 {
     switch (r->phase) {
     case PHASE_PRELOAD:
-        return r->preload_next < r->cfg->keys;
+        return r->preload_next < r->preload_keys;
     case PHASE_WARMUP:
-        return true;
+        return !r->cfg->rate || r->rate_sent < r->rate_due;
     case PHASE_MEASURE:
-        return r->cfg->requests == 0 || r->issued < r->cfg->requests;
+        if (r->cfg->requests && r->issued >= r->cfg->requests) return false;
+        return !r->cfg->rate || r->rate_sent < r->rate_due;
     case PHASE_DRAIN:
     case PHASE_DONE:
         return false;
@@ -125,10 +133,18 @@ static void client_format_get(struct client *cl, uint64_t key, bool quorum)
                  cfg->endpoints[cl->endpoint].host_port);
 }
 
-/* Sends cl->req; a failure closes the connection and failed_cb does the accounting. */
+/* Sends cl->req; a failure closes the connection and failed_cb does the accounting. With
+ * --rate, a load request's latency starts when it was due, not when a connection was free
+ * (otherwise a slow server would hide its queue: coordinated omission). */
 static bool client_send(struct client *cl, uint64_t tag)
 {
-    return bench_conn_send(&cl->conn, cl->req.data, cl->req.len, tag) == 0;
+    struct runner *r = cl->r;
+    uint64_t start_ns = uv_hrtime();
+    if (r->cfg->rate && tag_kind(tag) != REQ_PRELOAD) {
+        start_ns = r->rate_t0_ns + (uint64_t)((double)r->rate_sent * 1e9 / (double)r->cfg->rate);
+        r->rate_sent++;
+    }
+    return bench_conn_send_at(&cl->conn, cl->req.data, cl->req.len, tag, start_ns) == 0;
 }
 
 static bool client_issue(struct client *cl)
@@ -221,6 +237,7 @@ static void on_response(struct bench_conn *c, const struct bench_response *rsp)
     struct runner *r = cl->r;
     uint64_t now = uv_hrtime();
     bool ok = rsp->status >= 200 && rsp->status < 300;
+    r->progress_ns = now;
     switch (tag_kind(rsp->tag)) {
     case REQ_PRELOAD:
         if (!ok) r->res->preload_failed++;
@@ -229,11 +246,12 @@ static void on_response(struct bench_conn *c, const struct bench_response *rsp)
     case REQ_PUT:
     case REQ_GET:
         if (!runner_count(r, rsp->tag)) break;
-        if (ok)
+        if (ok) {
             record_ok(r, tag_kind(rsp->tag) == REQ_GET ? BENCH_OP_READ : BENCH_OP_WRITE,
                       now - rsp->start_ns);
-        else
+        } else {
             bench_errors_add_status(&r->res->errors, rsp->status);
+        }
         break;
     case REQ_CAS_GET: {
         uint64_t index = ok ? body_modified_index(rsp->body) : 0;
@@ -243,17 +261,19 @@ static void on_response(struct bench_conn *c, const struct bench_response *rsp)
         }
         client_format_put(cl, tag_key(rsp->tag), index);
         uint64_t tag = tag_make(REQ_CAS_PUT, tag_key(rsp->tag), tag_measured(rsp->tag));
+        /* The op goes on with its PUT; a failed send is accounted in failed_cb. */
         if (!client_send(cl, tag)) return;
-        return; /* the op goes on; nothing to fill */
+        return;
     }
     case REQ_CAS_PUT:
         if (!runner_count(r, rsp->tag)) break;
-        if (ok)
+        if (ok) {
             record_ok(r, BENCH_OP_CAS, now - cl->cas_start_ns);
-        else if (rsp->status == 412)
+        } else if (rsp->status == 412) {
             r->res->contention++;
-        else
+        } else {
             bench_errors_add_status(&r->res->errors, rsp->status);
+        }
         break;
     }
     runner_check_count_done(r);
@@ -303,10 +323,11 @@ static const struct bench_conn_cbs client_cbs = {
 static void on_phase_timer(uv_timer_t *t)
 {
     struct runner *r = t->data;
-    if (r->phase == PHASE_WARMUP)
+    if (r->phase == PHASE_WARMUP) {
         runner_enter(r, PHASE_MEASURE);
-    else if (r->phase == PHASE_MEASURE)
+    } else if (r->phase == PHASE_MEASURE) {
         runner_enter(r, PHASE_DRAIN);
+    }
 }
 
 static void conn_bytes(const struct runner *r, uint64_t *sent, uint64_t *recv)
@@ -320,6 +341,7 @@ static void conn_bytes(const struct runner *r, uint64_t *sent, uint64_t *recv)
 
 static void runner_shutdown(struct runner *r)
 {
+    uv_close((uv_handle_t *)&r->rate_timer, NULL);
     uv_close((uv_handle_t *)&r->phase_timer, NULL);
     uv_close((uv_handle_t *)&r->watchdog, NULL);
     for (size_t i = 0; i < r->nclients; i++) {
@@ -328,16 +350,36 @@ static void runner_shutdown(struct runner *r)
     }
 }
 
+/* --rate: due requests are counted every millisecond; connections free to send take them. */
+static void on_rate_timer(uv_timer_t *t)
+{
+    struct runner *r = t->data;
+    uint64_t now = uv_hrtime();
+    r->rate_due = (uint64_t)((double)(now - r->rate_t0_ns) * (double)r->cfg->rate / 1e9) + 1;
+    for (size_t i = 0; i < r->nclients; i++)
+        client_fill(&r->clients[i]);
+}
+
+static void runner_start_schedule(struct runner *r, uint64_t now)
+{
+    if (!r->cfg->rate || r->rate_t0_ns) return;
+    r->rate_t0_ns = now;
+    r->rate_due = 1;
+    k_assert(uv_timer_start(&r->rate_timer, on_rate_timer, 1, 1) == 0);
+}
+
 static void runner_enter(struct runner *r, enum phase p)
 {
     uint64_t now = uv_hrtime();
     r->phase = p;
     r->phase_start_ns = now;
+    r->progress_ns = now;
     uv_timer_stop(&r->phase_timer);
     switch (p) {
     case PHASE_PRELOAD:
         break;
     case PHASE_WARMUP:
+        runner_start_schedule(r, now);
         if (r->res->preload_failed) {
             fprintf(stderr, "ketch-bench: %" PRIu64 " of %" PRIu64 " preload writes failed\n",
                     r->res->preload_failed, r->preload_keys);
@@ -359,6 +401,8 @@ static void runner_enter(struct runner *r, enum phase p)
         break;
     case PHASE_DRAIN: {
         r->measure_end_ns = now;
+        uv_timer_stop(&r->rate_timer);
+        if (r->cfg->rate) r->res->rate_unsent = r->rate_due - r->rate_sent;
         uint64_t s, v;
         conn_bytes(r, &s, &v);
         r->res->bytes_sent = s - r->bytes_sent0;
@@ -393,10 +437,15 @@ static void on_watchdog(uv_timer_t *t)
     if (r->phase == PHASE_DRAIN && (busy == 0 || now - r->phase_start_ns > DRAIN_MAX_NS)) {
         runner_enter(r, PHASE_DONE);
     } else if (r->phase == PHASE_PRELOAD &&
-               now - r->phase_start_ns > PRELOAD_TIMEOUTS * r->cfg->timeout_ns) {
-        fprintf(stderr, "ketch-bench: preload made no end after %" PRIu64 " s, giving up\n",
-                (uint64_t)((now - r->phase_start_ns) / 1000000000ull));
+               now - r->progress_ns > STALL_TIMEOUTS * r->cfg->timeout_ns) {
+        fprintf(stderr, "ketch-bench: preload got no answer for %" PRIu64 " s, giving up\n",
+                (uint64_t)((now - r->progress_ns) / 1000000000ull));
         runner_enter(r, PHASE_DONE);
+    } else if (r->phase == PHASE_MEASURE && r->cfg->requests &&
+               now - r->progress_ns > STALL_TIMEOUTS * r->cfg->timeout_ns) {
+        fprintf(stderr, "ketch-bench: no answer for %" PRIu64 " s, ending the run early\n",
+                (uint64_t)((now - r->progress_ns) / 1000000000ull));
+        runner_enter(r, PHASE_DRAIN);
     }
 }
 
@@ -415,7 +464,7 @@ int bench_workload_run(uv_loop_t *loop, const struct bench_config *cfg, struct b
 {
     if (cfg->workload == BENCH_WORKLOAD_WATCH || cfg->connections == 0 || cfg->keys == 0 ||
         cfg->pipeline == 0 || cfg->pipeline > BENCH_CONN_INFLIGHT_MAX ||
-        (cfg->workload == BENCH_WORKLOAD_CAS && cfg->cas_keys == 0)) {
+        (cfg->workload == BENCH_WORKLOAD_CAS && (cfg->cas_keys == 0 || cfg->rate))) {
         return K_ECONFIG;
     }
     bench_result_init(out);
@@ -427,6 +476,8 @@ int bench_workload_run(uv_loop_t *loop, const struct bench_config *cfg, struct b
     bench_keygen_init(&r->keygen, cfg->key_dist, cfg->keys);
     k_assert(uv_timer_init(loop, &r->phase_timer) == 0);
     k_assert(uv_timer_init(loop, &r->watchdog) == 0);
+    k_assert(uv_timer_init(loop, &r->rate_timer) == 0);
+    r->rate_timer.data = r;
     r->phase_timer.data = r->watchdog.data = r;
     r->nclients = cfg->connections;
     r->clients = k_xcalloc(r->nclients, sizeof(*r->clients));

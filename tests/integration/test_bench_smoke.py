@@ -120,13 +120,27 @@ def check_report_shape(rep):
     ["get", "--connections", "4", "--keys", "50"],
     ["get", "--connections", "2", "--keys", "50", "--quorum"],
     ["mixed", "--connections", "4", "--keys", "50", "--key-dist", "zipf"],
-], ids=["put", "get", "get-quorum", "mixed"])
+    # Bodies over 2048 bytes come chunked (spec §1.3): the parser must take both framings.
+    ["get", "--connections", "2", "--keys", "20", "--value-size", "3000", "--prefix", "big"],
+], ids=["put", "get", "get-quorum", "mixed", "get-chunked"])
 def test_request_workload_succeeds_and_reports_json(ketch_bin, member, tmp_path, args):
     rep = bench(ketch_bin, member, tmp_path, *args, "--warmup", "200ms", "--duration", "1s")
     assert rep["workload"] == args[0]
     assert rep["ok"] > 0
     assert rep["errors"] == 0, rep["errors_by_status"]
     assert rep["measured_s"] > 0.5
+
+
+def test_open_loop_never_sends_ahead_of_its_schedule(ketch_bin, member, tmp_path):
+    rep = bench(ketch_bin, member, tmp_path, "put", "--rate", "200", "--connections", "4",
+                "--warmup", "200ms", "--duration", "1s")
+    assert rep["config"]["rate"] == 200
+    assert rep["ok"] > 0
+    assert rep["errors"] == 0, rep["errors_by_status"]
+    # Nothing is sent before it is due: requests measured are at most those due since the
+    # schedule began with the warm-up (a backlog from the warm-up may be sent in the window).
+    assert rep["requests"] <= 200 * (0.2 + rep["measured_s"]) + 1
+    assert rep["rate_unsent"] >= 0
 
 
 def test_fixed_request_count_is_exact(ketch_bin, member, tmp_path):
@@ -170,6 +184,45 @@ def test_unreachable_endpoint_counts_transport_errors(ketch_bin, tmp_path):
     check_report_shape(rep)
     assert rep["ok"] == 0
     assert rep["errors_by_transport"].get("ECONNREFUSED", 0) > 0
+
+
+def test_request_count_run_against_dead_endpoint_ends(ketch_bin, tmp_path):
+    (port,) = free_ports(1)
+    out = tmp_path / "report.json"
+    r = subprocess.run([ketch_bin("ketch-bench"), "put", "--endpoints",
+                        f"http://127.0.0.1:{port}", "--requests", "10", "--warmup", "0s",
+                        "--timeout", "200ms", "--json", str(out), "--quiet"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "no answer" in r.stderr
+    rep = json.loads(out.read_text())
+    check_report_shape(rep)
+    assert rep["ok"] == 0 and rep["errors"] > 0
+
+
+def test_compare_runs_single_member_rows_and_writes_json(ketch_bin, tmp_path):
+    """bench/compare end to end, as short as it goes: rows run, figures land in the JSON."""
+    ketch_bin("ketch-bench")  # asserts it is built
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = tmp_path / "compare.json"
+    env = dict(os.environ, KETCH_BIN_DIR=str(bin_dir()))
+    r = subprocess.run(["/usr/bin/python3", os.path.join(root, "bench", "compare"), "--quick",
+                        "--single", "--systems", TARGET, "--reps", "1", "--warmup", "0.1",
+                        "--duration", "0.5", "--load-keys", "300", "--workdir",
+                        str(tmp_path / "work"), "--json", str(out)],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["error"] is None
+    assert doc["cluster_size"] == 1
+    rows = {(x["workload"], x["system"]): x for x in doc["results"]}
+    for row in ("rss-idle", "put-256B-c1", "put-256B-c64", "get-c64", "load-300-keys",
+                "startup"):
+        assert (row, TARGET) in rows, sorted(rows)
+    assert rows[("put-256B-c64", TARGET)]["figures"]["ok_rps"]["median"] > 0
+    assert rows[("load-300-keys", TARGET)]["figures"]["rss_mb"]["median"] > 0
+    assert "| put-256B-c64" in r.stdout
+    assert list((tmp_path / "work").iterdir()) == []  # cluster dirs go after a good run
 
 
 def test_bad_usage_exits_1_with_one_line(ketch_bin):

@@ -3,7 +3,7 @@ only that requests succeed and that the JSON report is well formed (never a spee
 are not tests, DESIGN.md).
 
 The member is chosen by KETCH_BENCH_TARGET: "etcd" (Debian's etcd 3.4 with
---enable-v2=true; the default until ketchd serves) or "ketchd" (KETCH_BIN_DIR/ketchd, given
+--enable-v2=true) or "ketchd" (the default: KETCH_BIN_DIR/ketchd, given
 exactly etcd's flags)."""
 import json
 import os
@@ -19,7 +19,7 @@ import pytest
 
 from conftest import bin_dir
 
-TARGET = os.environ.get("KETCH_BENCH_TARGET", "etcd")
+TARGET = os.environ.get("KETCH_BENCH_TARGET", "ketchd")
 QUANTILES = ("count", "min", "mean", "p50", "p90", "p99", "p999", "max")
 
 

@@ -15,8 +15,15 @@
  * exactly once. The store may lag the WAL but is never ahead of it PROVIDED the server applies
  * only entries its own WAL has made durable (fdatasync done) — that ordering is the server's.
  * Before truncating the WAL below an index, call kv_store_sync() so the store's copy of those
- * entries is durable first. config.no_sync (MDB_NOSYNC) is for tests and benchmarks on data one
- * can lose. */
+ * entries is durable first.
+ *
+ * config.no_sync (MDB_NOSYNC) drops even the data sync: no fsync at all. A store opened so
+ * survives a crash of the process (the kernel keeps its pages, and LMDB's write order keeps
+ * them consistent) but not a power loss, after which it must not be trusted. ketchd runs it
+ * this way, so a write pays only the WAL's fsync, and makes it safe from outside: a marker
+ * beside the store names the boot that last wrote it, and a store left dirty by an earlier
+ * boot is rebuilt from the newest snapshot and the WAL (server/node.c, "the store's sync
+ * guard"; tests/integration/test_powerloss.py). */
 #ifndef KETCH_KV_STORE_H
 #define KETCH_KV_STORE_H
 
@@ -47,7 +54,7 @@ struct kv_store_config {
                               * borrowed during kv_store_open only */
     uint64_t map_bytes;      /* LMDB map size; 0 = KV_MAP_BYTES_DEFAULT */
     struct kv_limits limits; /* zero fields take the defaults above */
-    bool no_sync;            /* MDB_NOSYNC: no fsync at all; only for data one can lose */
+    bool no_sync;            /* MDB_NOSYNC: no fsync at all; see "no_sync" above */
 };
 
 struct kv_store;

@@ -96,7 +96,9 @@ struct srv_http_config {
 void srv_http_config_default(struct srv_http_config *c);
 
 /* Creates a server on loop (borrowed; must outlive the server). The config is copied.
- * Returns 0 and *out, or K_ECONFIG if the config is unusable (no handler, zero limits). */
+ * Sets SIGPIPE to be ignored, process-wide: libuv writes with writev(), and a client that
+ * hung up would otherwise kill the process. Returns 0 and *out, K_ECONFIG if the config is
+ * unusable (no handler, zero limits), or a negated errno from signal(). */
 K_MUST_USE int srv_http_server_new(uv_loop_t *loop, const struct srv_http_config *config,
                                    struct srv_http_server **out);
 

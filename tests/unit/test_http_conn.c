@@ -1113,6 +1113,152 @@ START_TEST(test_bad_config_and_taken_port_are_errors_and_close_still_works)
 }
 END_TEST
 
+/* Chaos: random clients send random pieces of good, bad and oversize requests, hang up or
+ * half-close at random, while the handler answers, streams and ends at random. The server
+ * must stay consistent (no sanitizer report, no leak), tell every dropped request, and still
+ * serve a fresh client afterwards. */
+enum { CHAOS_CLIENTS = 8, CHAOS_STEPS = 600 };
+
+static const char *const chaos_pieces[] = {
+    "GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+    "PUT /k?value=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    "Content-Length: 9\r\n\r\nvalue=bar",
+    "POST /q HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "GET /w?wait=true&stream=true HTTP/1.1\r\nHost: x\r\n\r\n",
+    "PUT /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+    "abcd",
+    "PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nxxxxxxxx",
+    "GET /v2/keys/%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GARBAGE\r\n\r\n",
+    "GET /c HTTP/1.0\r\n\r\n",
+    "get /lower HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    "HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n",
+    "\r\n",
+};
+
+static bool chaos_all_done(void *arg)
+{
+    (void)arg;
+    return srv_http_server_connections(server) == 0;
+}
+
+static void chaos_finish(struct k_prng *prng, int i, bool *streaming)
+{
+    struct srv_request *req = held[i];
+    held[i] = NULL;
+    if (streaming[i]) {
+        if (k_prng_chance(prng, 500000)) {
+            int rc = srv_stream_chunk(req, "last", 4);
+            ck_assert(rc == 0 || rc == K_ESTOPPED);
+        }
+        srv_stream_end(req);
+    } else if (k_prng_chance(prng, 300000)) {
+        char *b = malloc(5);
+        memcpy(b, "taken", 5);
+        srv_respond_take(req, 200, NULL, 0, b, 5);
+    } else {
+        srv_respond(req, k_prng_chance(prng, 200000) ? 404 : 200, NULL, 0, "done", 4);
+    }
+}
+
+static void chaos_run(uint64_t seed)
+{
+    struct k_prng prng;
+    k_prng_init(&prng, seed);
+    struct client cs[CHAOS_CLIENTS];
+    bool open_[CHAOS_CLIENTS] = { false };
+    bool streaming[HELD_MAX] = { false };
+    for (int step = 0; step < CHAOS_STEPS; step++) {
+        int k = (int)k_prng_below(&prng, CHAOS_CLIENTS);
+        uint64_t action = k_prng_below(&prng, 10);
+        if (!open_[k]) {
+            client_open(&cs[k]);
+            open_[k] = true;
+        } else if (action < 4) {
+            const char *p = chaos_pieces[k_prng_below(&prng, K_ARRAY_LEN(chaos_pieces))];
+            size_t len = strlen(p);
+            size_t from = k_prng_chance(&prng, 200000) ? (size_t)k_prng_below(&prng, len) : 0;
+            if (!cs[k].eof) (void)send(cs[k].fd, p + from, len - from, MSG_NOSIGNAL);
+        } else if (action == 4) {
+            if (k_prng_chance(&prng, 500000)) {
+                shutdown(cs[k].fd, SHUT_WR);
+            } else {
+                client_close(&cs[k]);
+                open_[k] = false;
+            }
+        } else if (action < 8 && held_count > 0) {
+            int i = (int)k_prng_below(&prng, (uint64_t)held_count);
+            if (held[i] == NULL) continue;
+            if (!streaming[i] && k_prng_chance(&prng, 300000)) {
+                srv_stream_begin(held[i], 200, NULL, 0);
+                streaming[i] = true;
+            } else if (streaming[i] && k_prng_chance(&prng, 600000)) {
+                int rc = srv_stream_chunk(held[i], "chunk", 5);
+                ck_assert(rc == 0 || rc == K_ESTOPPED);
+            } else {
+                chaos_finish(&prng, i, streaming);
+            }
+        } else {
+            uv_run(&loop, UV_RUN_NOWAIT);
+        }
+        for (int j = 0; j < CHAOS_CLIENTS; j++) {
+            if (open_[j]) {
+                client_poll(&cs[j]);
+                cs[j].len = 0; /* read and dropped */
+            }
+        }
+        ck_assert_msg(held_count < HELD_MAX - 4, "seed %llu: too many requests",
+                      (unsigned long long)seed);
+    }
+    for (int j = 0; j < CHAOS_CLIENTS; j++) {
+        if (open_[j]) client_close(&cs[j]);
+    }
+    /* Requests still buffered are dispatched (then gone) as the queues drain: finish those
+     * too until every connection is closed. */
+    uint64_t start = now_ms();
+    while (!chaos_all_done(NULL)) {
+        for (int i = 0; i < held_count; i++) {
+            if (held[i] != NULL) chaos_finish(&prng, i, streaming);
+        }
+        uv_run(&loop, UV_RUN_ONCE);
+        ck_assert_msg(now_ms() - start < WAIT_MS, "seed %llu: %zu connections left",
+                      (unsigned long long)seed, srv_http_server_connections(server));
+    }
+    for (int i = 0; i < held_count; i++) {
+        if (held[i] != NULL) chaos_finish(&prng, i, streaming);
+    }
+    mode = MODE_ECHO;
+    struct client fresh;
+    client_open(&fresh);
+    client_sends(&fresh, get_a);
+    wait_text(&fresh, "GET /a");
+    client_close(&fresh);
+}
+
+START_TEST(test_random_clients_cannot_break_the_server)
+{
+    /* KETCH_SEED=<n> replays one seed; KETCH_SEED_COUNT=<m> runs n, n+1, ... n+m-1. */
+    const char *env = getenv("KETCH_SEED");
+    const char *count_env = getenv("KETCH_SEED_COUNT");
+    static const uint64_t seeds[] = { 11, 22, 33, 44, 55, 66, 77, 88 };
+    size_t runs = env == NULL ? K_ARRAY_LEN(seeds) : count_env ? strtoull(count_env, NULL, 10) : 1;
+    for (size_t r = 0; r < runs; r++) {
+        uint64_t seed = env != NULL ? strtoull(env, NULL, 10) + r : seeds[r];
+        setup();
+        config.pipeline_depth = 1 + (size_t)(k_prng_mix(seed) % 3);
+        config.limits.body_bytes_max = 1000;
+        config.linger_ms = 50;
+        mode = MODE_HOLD;
+        start_server();
+        chaos_run(seed);
+        teardown();
+    }
+    setup();
+    k_assert(uv_loop_init(&loop) == 0); /* the fixture's teardown closes one loop */
+    uv_timer_init(&loop, &tick);
+}
+END_TEST
+
 Suite *test_http_conn_suite(void)
 {
     Suite *s = suite_create("http_conn");
@@ -1149,6 +1295,7 @@ Suite *test_http_conn_suite(void)
     tcase_add_test(tc, test_taken_body_is_sent_without_a_copy_and_freed);
     tcase_add_test(tc, test_headers_go_out_canonical_and_sorted_like_etcds);
     tcase_add_test(tc, test_bad_config_and_taken_port_are_errors_and_close_still_works);
+    tcase_add_test(tc, test_random_clients_cannot_break_the_server);
     suite_add_tcase(s, tc);
     return s;
 }

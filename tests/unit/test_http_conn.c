@@ -29,6 +29,7 @@ enum handler_mode {
     MODE_ECHO,  /* answer at once: 200, body "<method> <path> <body>" */
     MODE_HOLD,  /* keep the request for the test to answer */
     MODE_ROUTE, /* like etcd's mux: 301 for an unclean path, else echo */
+    MODE_CLOSE, /* close the whole server from inside the handler, then answer */
 };
 
 static uv_loop_t loop;
@@ -55,10 +56,19 @@ static void on_gone(struct srv_request *req, void *data)
     gone_count++;
 }
 
+static void on_server_closed(void *data);
+
 static void handler(struct srv_request *req, void *data)
 {
     handled_count++;
     srv_request_on_gone(req, on_gone, NULL);
+    if (mode == MODE_CLOSE) {
+        srv_http_server_close(server, on_server_closed, NULL);
+        server = NULL;
+        ck_assert(srv_request_is_gone(req));
+        srv_respond(req, 200, NULL, 0, "late", 4);
+        return;
+    }
     if (mode == MODE_HOLD) {
         ck_assert_int_lt(held_count, HELD_MAX);
         held[held_count++] = req;
@@ -1267,6 +1277,21 @@ START_TEST(test_random_clients_cannot_break_the_server)
 }
 END_TEST
 
+START_TEST(test_server_closed_from_inside_the_handler_is_safe)
+{
+    mode = MODE_CLOSE;
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    run_until(is_server_closed, NULL);
+    run_until(has_eof, &c);
+    ck_assert_int_eq(handled_count, 1);
+    ck_assert_ptr_null(strstr(c.buf, "late"));
+    client_close(&c);
+}
+END_TEST
+
 Suite *test_http_conn_suite(void)
 {
     Suite *s = suite_create("http_conn");
@@ -1304,6 +1329,7 @@ Suite *test_http_conn_suite(void)
     tcase_add_test(tc, test_headers_go_out_canonical_and_sorted_like_etcds);
     tcase_add_test(tc, test_bad_config_and_taken_port_are_errors_and_close_still_works);
     tcase_add_test(tc, test_random_clients_cannot_break_the_server);
+    tcase_add_test(tc, test_server_closed_from_inside_the_handler_is_safe);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -132,6 +132,10 @@ void srv_request_on_gone(struct srv_request *req, srv_request_gone_cb cb, void *
 /* True once the client is gone; anything written for req is then discarded. */
 bool srv_request_is_gone(const struct srv_request *req);
 
+/* Copies the client's address into *addr (for logs). Returns 0, or K_ESTOPPED when the
+ * client is gone, or a libuv error code. */
+K_MUST_USE int srv_request_peer(const struct srv_request *req, struct sockaddr_storage *addr);
+
 /* Asks that the connection be closed after this request's response. */
 void srv_request_close_after(struct srv_request *req);
 

@@ -285,6 +285,13 @@ bool srv_request_is_gone(const struct srv_request *req)
     return req->gone;
 }
 
+int srv_request_peer(const struct srv_request *req, struct sockaddr_storage *addr)
+{
+    if (req->conn->closing) return K_ESTOPPED;
+    int len = sizeof(*addr);
+    return uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)addr, &len);
+}
+
 void srv_request_close_after(struct srv_request *req)
 {
     req->close_after = true;

@@ -57,6 +57,7 @@ static void on_gone(struct srv_request *req, void *data)
 }
 
 static void on_server_closed(void *data);
+static int peer_port_seen;
 
 static void handler(struct srv_request *req, void *data)
 {
@@ -84,6 +85,9 @@ static void handler(struct srv_request *req, void *data)
         srv_respond_moved(req, location, cors, 3);
         return;
     }
+    struct sockaddr_storage peer;
+    if (srv_request_peer(req, &peer) == 0 && peer.ss_family == AF_INET)
+        peer_port_seen = ntohs(((struct sockaddr_in *)&peer)->sin_port);
     const struct srv_http_request *m = srv_request_msg(req);
     char body[256];
     int n = snprintf(body, sizeof(body), "%s %s %.*s", m->method, m->path.ptr,
@@ -181,6 +185,14 @@ static void client_open(struct client *c)
     c->buf = malloc(READ_BYTES + 1);
     c->len = 0;
     c->eof = false;
+}
+
+static int peer_port_of(const struct client *c)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    ck_assert_int_eq(getsockname(c->fd, (struct sockaddr *)&a, &len), 0);
+    return ntohs(a.sin_port);
 }
 
 static void client_close(struct client *c)
@@ -304,6 +316,7 @@ START_TEST(test_keep_alive_connection_serves_requests_one_after_another)
         wait_text(&c, "GET /a ");
     }
     ck_assert_int_eq(count(c.buf, "HTTP/1.1 200 OK\r\n"), 3);
+    ck_assert_int_eq(peer_port_seen, peer_port_of(&c));
     ck_assert_int_eq(count(c.buf, "Content-Length: 7\r\n"), 3);
     ck_assert_int_eq(count(c.buf, "\r\nDate: "), 3);
     ck_assert_ptr_null(strstr(c.buf, "Connection: close"));

@@ -19,6 +19,7 @@
 #include "base/err.h"
 #include "base/prng.h"
 #include "server/http_server.h"
+#include "server/plain.h"
 #include "server/redirect.h"
 
 Suite *test_http_conn_suite(void);
@@ -83,6 +84,17 @@ static void handler(struct srv_request *req, void *data)
     const char *location;
     if (mode == MODE_ROUTE && srv_redirect_location(req, &location) == 1) {
         srv_respond_moved(req, location, cors, 3);
+        return;
+    }
+    if (mode == MODE_ROUTE && strcmp(srv_request_msg(req)->path.ptr, "/nothere") == 0) {
+        srv_respond_plain_error(req, 404, "404 page not found", cors, 3);
+        return;
+    }
+    if (mode == MODE_ROUTE && srv_request_msg(req)->method_id == HTTP_PATCH) {
+        struct srv_header h[] = {
+            cors[0], cors[1], cors[2], { "Allow", "HEAD,GET,PUT,POST,DELETE" }
+        };
+        srv_respond_plain_error(req, 405, "Method Not Allowed", h, 4);
         return;
     }
     struct sockaddr_storage peer;
@@ -869,8 +881,8 @@ static bool has_bytes(void *arg)
     return w->c->len >= w->n;
 }
 
-/* The bytes etcd 3.4.23 sent for these requests (Date removed), spec §1.5. */
-START_TEST(test_unclean_path_gets_go_redirect_byte_for_byte)
+/* The bytes etcd 3.4.23 sent for these requests (Date removed), spec §1.4, §1.5. */
+START_TEST(test_redirects_404s_and_405s_match_etcd_byte_for_byte)
 {
     mode = MODE_ROUTE;
     start_server();
@@ -909,6 +921,33 @@ START_TEST(test_unclean_path_gets_go_redirect_byte_for_byte)
           "Location: /v2/keys/a?x=%c3%a9&y=<\">\r\n"
           "Content-Length: 70\r\n\r\n"
           "<a href=\"/v2/keys/a?x=\xc3\xa9&amp;y=&lt;&#34;&gt;\">Moved Permanently</a>.\n\n" },
+        { "GET /nothere HTTP/1.1\r\nHost: x\r\n\r\n",
+          "HTTP/1.1 404 Not Found\r\n"
+          "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
+          "Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n"
+          "Access-Control-Allow-Origin: *\r\n"
+          "Content-Type: text/plain; charset=utf-8\r\n"
+          "X-Content-Type-Options: nosniff\r\n"
+          "Content-Length: 19\r\n\r\n"
+          "404 page not found\n" },
+        { "HEAD /nothere HTTP/1.1\r\nHost: x\r\n\r\n",
+          "HTTP/1.1 404 Not Found\r\n"
+          "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
+          "Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n"
+          "Access-Control-Allow-Origin: *\r\n"
+          "Content-Type: text/plain; charset=utf-8\r\n"
+          "X-Content-Type-Options: nosniff\r\n"
+          "Content-Length: 19\r\n\r\n" },
+        { "PATCH /v2/keys/a HTTP/1.1\r\nHost: x\r\n\r\n",
+          "HTTP/1.1 405 Method Not Allowed\r\n"
+          "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
+          "Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n"
+          "Access-Control-Allow-Origin: *\r\n"
+          "Allow: HEAD,GET,PUT,POST,DELETE\r\n"
+          "Content-Type: text/plain; charset=utf-8\r\n"
+          "X-Content-Type-Options: nosniff\r\n"
+          "Content-Length: 19\r\n\r\n"
+          "Method Not Allowed\n" },
         { "GET /v2/keys/a%2F%2Fb%3F%20(x)*!/ HTTP/1.1\r\nHost: x\r\n\r\n",
           "HTTP/1.1 301 Moved Permanently\r\n"
           "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
@@ -1336,7 +1375,7 @@ Suite *test_http_conn_suite(void)
     tcase_add_test(tc, test_reader_that_stalls_is_dropped_after_the_write_timeout);
     tcase_add_test(tc, test_stream_behind_a_pending_request_waits_for_its_turn);
     tcase_add_test(tc, test_close_requested_by_client_is_answered_then_closed);
-    tcase_add_test(tc, test_unclean_path_gets_go_redirect_byte_for_byte);
+    tcase_add_test(tc, test_redirects_404s_and_405s_match_etcd_byte_for_byte);
     tcase_add_test(tc, test_random_pipelines_are_answered_whole_and_in_order);
     tcase_add_test(tc, test_taken_body_is_sent_without_a_copy_and_freed);
     tcase_add_test(tc, test_headers_go_out_canonical_and_sorted_like_etcds);

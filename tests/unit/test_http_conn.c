@@ -778,6 +778,32 @@ START_TEST(test_pipelined_requests_before_fin_are_still_answered)
 }
 END_TEST
 
+START_TEST(test_answer_after_a_half_close_still_reaches_the_client)
+{
+    /* Like Go's CloseNotify, a FIN makes a pending request gone (a watcher can be freed at
+     * once), yet the socket may still take an answer: `printf 'PUT ...' | nc -N` clients get
+     * theirs, as etcd (whose keys handler ignores CloseNotify) gives it. So a handler must
+     * not answer a gone write with a made-up error; it may let it finish normally. */
+    mode = MODE_HOLD;
+    start_server();
+    struct client c;
+    client_open(&c);
+    client_sends(&c, "PUT /k HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv");
+    wait_handled(1);
+    shutdown(c.fd, SHUT_WR);
+    int one = 1;
+    run_until(gone_at_least, &one);
+    ck_assert(srv_request_is_gone(held[0]));
+    srv_respond(held[0], 201, NULL, 0, "created", 7);
+    held[0] = NULL;
+    run_until(has_eof, &c);
+    ck_assert_ptr_nonnull(strstr(c.buf, "HTTP/1.1 201 Created\r\n"));
+    ck_assert_ptr_nonnull(strstr(c.buf, "Connection: close\r\n"));
+    ck_assert_ptr_nonnull(strstr(c.buf, "created"));
+    client_close(&c);
+}
+END_TEST
+
 START_TEST(test_stalled_body_is_cut_off_by_body_timeout)
 {
     config.body_timeout_ms = 100;
@@ -1384,6 +1410,7 @@ Suite *test_http_conn_suite(void)
     tcase_add_test(tc, test_connections_over_the_limit_are_closed_at_once);
     tcase_add_test(tc, test_answer_after_server_close_is_safe);
     tcase_add_test(tc, test_pipelined_requests_before_fin_are_still_answered);
+    tcase_add_test(tc, test_answer_after_a_half_close_still_reaches_the_client);
     tcase_add_test(tc, test_stalled_body_is_cut_off_by_body_timeout);
     tcase_add_test(tc, test_reader_that_stalls_is_dropped_after_the_write_timeout);
     tcase_add_test(tc, test_stream_behind_a_pending_request_waits_for_its_turn);

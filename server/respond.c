@@ -98,12 +98,14 @@ static void request_finish(struct srv_request *req)
 static enum srv_connection_header request_connection_header(struct srv_request *req)
 {
     const struct srv_http_request *m = req->msg;
-    if (req->conn->read_eof) req->close_after = true;
     if (req->close_after || !m->keep_alive) {
         req->close_after = true;
         /* Go writes "Connection: close" for HTTP/1.1 and nothing for a plain 1.0 client. */
         return m->version_minor >= 1 ? SRV_CONNECTION_CLOSE : SRV_CONNECTION_NONE;
     }
+    /* After the client's FIN we close once this is out, but, like Go (observed: etcd's 201
+     * to a half-closed client has no Connection header), without saying so. */
+    if (req->conn->read_eof) req->close_after = true;
     return m->version_minor == 0 ? SRV_CONNECTION_KEEP_ALIVE : SRV_CONNECTION_NONE;
 }
 

@@ -783,7 +783,8 @@ START_TEST(test_answer_after_a_half_close_still_reaches_the_client)
     /* Like Go's CloseNotify, a FIN makes a pending request gone (a watcher can be freed at
      * once), yet the socket may still take an answer: `printf 'PUT ...' | nc -N` clients get
      * theirs, as etcd (whose keys handler ignores CloseNotify) gives it. So a handler must
-     * not answer a gone write with a made-up error; it may let it finish normally. */
+     * not answer a gone write with a made-up error; it may let it finish normally.
+     * Observed on etcd 3.4.23: PUT, then shutdown(SHUT_WR): 201 with the event. */
     mode = MODE_HOLD;
     start_server();
     struct client c;
@@ -798,7 +799,7 @@ START_TEST(test_answer_after_a_half_close_still_reaches_the_client)
     held[0] = NULL;
     run_until(has_eof, &c);
     ck_assert_ptr_nonnull(strstr(c.buf, "HTTP/1.1 201 Created\r\n"));
-    ck_assert_ptr_nonnull(strstr(c.buf, "Connection: close\r\n"));
+    ck_assert_ptr_null(strstr(c.buf, "Connection:")); /* as etcd's answer (observed) */
     ck_assert_ptr_nonnull(strstr(c.buf, "created"));
     client_close(&c);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "base/alloc.h"
 #include "base/err.h"
@@ -423,9 +424,27 @@ static void conn_update_reading(struct srv_conn *c)
     }
 }
 
+/* True if the client's next bytes already wait in the kernel. libuv runs due timers before
+ * it polls, so an idle deadline can fire in the same loop turn as a new request arrives. */
+static bool conn_has_unread_bytes(struct srv_conn *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0) return false;
+    char byte;
+    return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 static void conn_timeout(uv_timer_t *t)
 {
     struct srv_conn *c = t->data;
+    bool idle = !c->shutting_down && c->write_bytes == 0 && c->q_first == NULL &&
+                !srv_http_parser_in_message(&c->parser);
+    if (idle && c->reading && conn_has_unread_bytes(c)) {
+        /* A request raced the idle deadline: read it instead of dropping it. The read
+         * moves last_progress_ms, so this cannot repeat without new bytes. */
+        uv_timer_start(&c->timer, conn_timeout, 1, 0);
+        return;
+    }
     k_log_debug("http", "connection timed out (%s)",
                 c->shutting_down                         ? "linger"
                 : c->write_bytes > 0                     ? "write"

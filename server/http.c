@@ -12,6 +12,9 @@
 #include "base/alloc.h"
 #include "base/err.h"
 
+/* Head scratch kept between requests; a bigger one is freed after its request. */
+enum { HEAD_SCRATCH_KEEP_BYTES = 4096 };
+
 struct head_hdr {
     size_t name_off;
     size_t name_len;
@@ -361,6 +364,12 @@ static int on_message_complete(http_parser *hp)
     p->in_message = false;
     p->in_body = false;
     method_reset(p);
+    if (p->head->cap > HEAD_SCRATCH_KEEP_BYTES) {
+        /* One big head must not pin its buffer for the connection's life. */
+        free(p->head->buf);
+        p->head->buf = NULL;
+        p->head->cap = 0;
+    }
     http_parser_pause(hp, 1);
     return 0;
 }

@@ -96,7 +96,9 @@ struct srv_http_config {
 void srv_http_config_default(struct srv_http_config *c);
 
 /* Creates a server on loop (borrowed; must outlive the server). The config is copied.
- * Returns 0 and *out, or K_ECONFIG if the config is unusable (no handler, zero limits). */
+ * Sets SIGPIPE to be ignored, process-wide: libuv writes with writev(), and a client that
+ * hung up would otherwise kill the process. Returns 0 and *out, K_ECONFIG if the config is
+ * unusable (no handler, zero limits), or a negated errno from signal(). */
 K_MUST_USE int srv_http_server_new(uv_loop_t *loop, const struct srv_http_config *config,
                                    struct srv_http_server **out);
 
@@ -129,6 +131,10 @@ void srv_request_on_gone(struct srv_request *req, srv_request_gone_cb cb, void *
 
 /* True once the client is gone; anything written for req is then discarded. */
 bool srv_request_is_gone(const struct srv_request *req);
+
+/* Copies the client's address into *addr (for logs). Returns 0, or K_ESTOPPED when the
+ * client is gone, or a libuv error code. */
+K_MUST_USE int srv_request_peer(const struct srv_request *req, struct sockaddr_storage *addr);
 
 /* Asks that the connection be closed after this request's response. */
 void srv_request_close_after(struct srv_request *req);

@@ -1,5 +1,7 @@
 /* The listening socket of http_server.h: configuration, accept with a connection bound,
  * the Date line cache, and closing everything down. Connections are conn.c's. */
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +32,9 @@ int srv_http_server_new(uv_loop_t *loop, const struct srv_http_config *config,
         l->url_bytes_max == 0 || l->head_bytes_max < l->url_bytes_max || l->headers_max == 0 ||
         l->arena_bytes == 0)
         return K_ECONFIG;
+    /* libuv writes with writev(): a client that hung up would raise SIGPIPE and kill the
+     * member. Process-wide and idempotent; the write then fails with EPIPE instead. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) return -errno;
     struct srv_http_server *s = k_xcalloc(1, sizeof(*s));
     s->loop = loop;
     s->config = *config;

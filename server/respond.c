@@ -98,12 +98,14 @@ static void request_finish(struct srv_request *req)
 static enum srv_connection_header request_connection_header(struct srv_request *req)
 {
     const struct srv_http_request *m = req->msg;
-    if (req->conn->read_eof) req->close_after = true;
     if (req->close_after || !m->keep_alive) {
         req->close_after = true;
         /* Go writes "Connection: close" for HTTP/1.1 and nothing for a plain 1.0 client. */
         return m->version_minor >= 1 ? SRV_CONNECTION_CLOSE : SRV_CONNECTION_NONE;
     }
+    /* After the client's FIN we close once this is out, but, like Go (observed: etcd's 201
+     * to a half-closed client has no Connection header), without saying so. */
+    if (req->conn->read_eof) req->close_after = true;
     return m->version_minor == 0 ? SRV_CONNECTION_KEEP_ALIVE : SRV_CONNECTION_NONE;
 }
 
@@ -283,6 +285,13 @@ void srv_request_on_gone(struct srv_request *req, srv_request_gone_cb cb, void *
 bool srv_request_is_gone(const struct srv_request *req)
 {
     return req->gone;
+}
+
+int srv_request_peer(const struct srv_request *req, struct sockaddr_storage *addr)
+{
+    if (req->conn->closing) return K_ESTOPPED;
+    int len = sizeof(*addr);
+    return uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)addr, &len);
 }
 
 void srv_request_close_after(struct srv_request *req)

@@ -151,7 +151,7 @@ static size_t head_emit(const struct srv_head_spec *h, char *out)
         n += (len);                                                                                \
     } while (0)
 #define EMIT_STR(s) EMIT((s), strlen(s))
-    int l = snprintf(line, sizeof(line), "HTTP/1.%u %d %s\r\n", h->version_minor == 0 ? 0 : 1,
+    int l = snprintf(line, sizeof(line), "HTTP/1.%d %d %s\r\n", h->version_minor == 0 ? 0 : 1,
                      h->status, srv_status_reason(h->status));
     EMIT(line, (size_t)l);
     size_t idx[SRV_RESPONSE_HEADERS_MAX];

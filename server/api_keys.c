@@ -83,23 +83,22 @@ static void serve_get(struct srv_api *api, struct srv_request *req, const char *
     kv_event_unref(ev);
 }
 
+/* The client is gone (or half-closed: its FIN counts, as Go's CloseNotify). A watch ends at
+ * once and frees its watcher. A write or quorum read is not withdrawn: a write may commit
+ * anyway, and a half-closed client still reads its answer, as etcd gives it; the answer to a
+ * client that really left is dropped by the HTTP layer. */
 static void on_request_gone(struct srv_request *req, void *data)
 {
     struct keys_call *c = data;
+    if (!c->watcher && !c->streaming) return;
     if (c->watcher) {
         kv_watcher_free(c->watcher);
         c->watcher = NULL;
         if (c->api->metrics && c->api->metrics->store_watchers) c->api->metrics->store_watchers--;
-    } else {
-        srv_node_cancel(c->api->node, &c->wait);
     }
     if (c->finished) return;
     c->finished = true;
-    if (c->streaming) {
-        srv_stream_end(req);
-    } else {
-        srv_respond(req, 500, NULL, 0, NULL, 0); /* nothing is written: the client is gone */
-    }
+    srv_stream_end(req);
 }
 
 static void on_quorum_read(struct srv_wait *w, int rc, const struct kv_result *res)

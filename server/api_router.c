@@ -5,8 +5,7 @@
 #include <string.h>
 
 #include "api.h"
-#include "base/buf.h"
-#include "server/path.h"
+#include "server/redirect.h"
 
 static bool has_prefix(const char *s, size_t len, const char *prefix)
 {
@@ -17,70 +16,6 @@ static bool has_prefix(const char *s, size_t len, const char *prefix)
 static bool equals(const char *s, size_t len, const char *want)
 {
     return len == strlen(want) && memcmp(s, want, len) == 0;
-}
-
-/* Go's html.EscapeString: the five characters it replaces. */
-static void html_escape(struct k_buf *b, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '<':
-            k_buf_puts(b, "&lt;");
-            break;
-        case '>':
-            k_buf_puts(b, "&gt;");
-            break;
-        case '&':
-            k_buf_puts(b, "&amp;");
-            break;
-        case '\'':
-            k_buf_puts(b, "&#39;");
-            break;
-        case '"':
-            k_buf_puts(b, "&#34;");
-            break;
-        default:
-            k_buf_putc(b, *s);
-        }
-    }
-}
-
-static void redirect_clean(struct srv_request *req, const char *clean, size_t clean_len)
-{
-    const struct srv_http_request *m = srv_request_msg(req);
-    struct srv_arena *arena = srv_request_arena(req);
-    char *escaped = srv_url_escape_path(arena, clean, clean_len);
-    if (!escaped) {
-        srv_api_reply_not_found(req);
-        return;
-    }
-    char *location = escaped;
-    if (m->has_query) {
-        size_t len = strlen(escaped) + 1 + m->query.len + 1;
-        location = srv_arena_alloc(arena, len);
-        if (!location) {
-            srv_api_reply_not_found(req);
-            return;
-        }
-        snprintf(location, len, "%s?%.*s", escaped, (int)m->query.len, m->query.ptr);
-    }
-    struct srv_api_headers hs;
-    srv_api_headers_init(&hs);
-    srv_api_headers_add(&hs, "Location", location);
-    bool with_body = strcmp(m->method, "GET") == 0 || strcmp(m->method, "HEAD") == 0;
-    if (!with_body) {
-        srv_respond(req, 301, hs.h, hs.n, NULL, 0);
-        return;
-    }
-    srv_api_headers_add(&hs, "Content-Type", "text/html; charset=utf-8");
-    /* Go's http.Redirect: the body links the whole Location, HTML-escaped. */
-    struct k_buf body;
-    k_buf_init(&body);
-    k_buf_puts(&body, "<a href=\"");
-    html_escape(&body, location);
-    k_buf_puts(&body, "\">Moved Permanently</a>.\n\n");
-    srv_respond(req, 301, hs.h, hs.n, body.data, body.len);
-    k_buf_free(&body);
 }
 
 static void count_request(struct srv_api *api, const char *method)
@@ -101,14 +36,16 @@ void srv_api_handle(struct srv_request *req, void *data)
     const struct srv_http_request *m = srv_request_msg(req);
     const char *path = m->path.ptr;
     size_t len = m->path.len;
-    char *clean;
-    size_t clean_len;
-    if (srv_path_clean(srv_request_arena(req), path, len, &clean, &clean_len) < 0) {
-        srv_api_reply_not_found(req);
-        return;
-    }
-    if (clean_len != len || memcmp(clean, path, len) != 0) {
-        redirect_clean(req, clean, clean_len);
+    const char *location;
+    int moved = srv_redirect_location(req, &location);
+    if (moved != 0) {
+        if (moved < 0) {
+            srv_api_reply_not_found(req);
+            return;
+        }
+        struct srv_api_headers hs;
+        srv_api_headers_init(&hs);
+        srv_respond_moved(req, location, hs.h, hs.n);
         return;
     }
     if (strcmp(m->method, "OPTIONS") == 0) {

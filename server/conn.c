@@ -136,6 +136,7 @@ static void conn_write_list(struct srv_conn *c, struct srv__out *list)
     }
     if (c->write_bytes == 0) c->last_progress_ms = conn_now(c);
     c->write_bytes += bytes;
+    if (c->server->config.bytes_out) *c->server->config.bytes_out += bytes;
     int rc = uv_write(&cw->req, (uv_stream_t *)&c->tcp, cw->bufs, (unsigned)n, conn_write_done);
     if (rc < 0) {
         /* The callback will not run: undo and drop the connection. */
@@ -403,6 +404,7 @@ static void conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->input_len += (size_t)nread;
+    if (c->server->config.bytes_in) *c->server->config.bytes_in += (uint64_t)nread;
     c->last_progress_ms = conn_now(c);
     srv__conn_pump(c);
 }

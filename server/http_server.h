@@ -90,6 +90,10 @@ struct srv_http_config {
     uint64_t body_timeout_ms;
     uint64_t write_timeout_ms;
     uint64_t linger_ms;
+    /* Counters the server adds to (loop thread only), or NULL: bytes read from clients and
+     * bytes handed to the socket for them (for /metrics). */
+    uint64_t *bytes_in;
+    uint64_t *bytes_out;
 };
 
 /* Fills c with the defaults above; the caller sets handler and data. */

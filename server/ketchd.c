@@ -124,6 +124,8 @@ static int listen_clients(struct ketchd *k, char *err, size_t err_len)
         srv_http_config_default(&hc);
         hc.handler = srv_api_handle;
         hc.data = &k->api;
+        hc.bytes_in = &k->metrics.http_bytes_in;
+        hc.bytes_out = &k->metrics.http_bytes_out;
         int rc = srv_http_server_new(k->loop, &hc, &k->servers[k->servers_n]);
         if (rc < 0) {
             snprintf(err, err_len, "cannot create the client server: %s", k_strerror(rc));

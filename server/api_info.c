@@ -34,18 +34,12 @@ void srv_api_version(struct srv_api *api, struct srv_request *req)
     srv_api_reply_json(api, req, 200, body, (size_t)n, false);
 }
 
-void srv_api_health(struct srv_api *api, struct srv_request *req)
+static void health_answer(struct srv_api *api, struct srv_request *req, bool healthy)
 {
-    if (!method_is(req, "GET")) {
-        srv_api_reply_method_not_allowed(req, "GET");
-        return;
-    }
-    struct srv_node_status st;
-    srv_node_status(api->node, &st);
     struct srv_api_headers hs;
     srv_api_headers_init(&hs);
     srv_api_headers_add(&hs, "Content-Type", "text/plain; charset=utf-8");
-    if (st.leader != 0) {
+    if (healthy) {
         if (api->metrics) api->metrics->health_success++;
         static const char ok[] = "{\"health\":\"true\"}";
         srv_respond(req, 200, hs.h, hs.n, ok, sizeof(ok) - 1);
@@ -55,6 +49,42 @@ void srv_api_health(struct srv_api *api, struct srv_request *req)
     srv_api_headers_add(&hs, "X-Content-Type-Options", "nosniff");
     static const char bad[] = "{\"health\":\"false\"}\n";
     srv_respond(req, 503, hs.h, hs.n, bad, sizeof(bad) - 1);
+}
+
+/* A health check waiting for its quorum read; lives in the request's arena. */
+struct health_call {
+    struct srv_wait wait; /* first: the node's callback gets &wait */
+    struct srv_api *api;
+    struct srv_request *req;
+};
+
+static void on_health_read(struct srv_wait *w, int rc, const struct kv_result *res)
+{
+    (void)res;
+    struct health_call *h = (struct health_call *)w;
+    health_answer(h->api, h->req, rc == 0);
+}
+
+/* etcd's /health: a leader is known and a quorum read succeeds within 1 s (spec §10.2). */
+void srv_api_health(struct srv_api *api, struct srv_request *req)
+{
+    if (!method_is(req, "GET")) {
+        srv_api_reply_method_not_allowed(req, "GET");
+        return;
+    }
+    struct srv_node_status st;
+    srv_node_status(api->node, &st);
+    struct health_call *h = srv_arena_alloc(srv_request_arena(req), sizeof(*h));
+    if (st.leader == 0 || !h) {
+        health_answer(api, req, false);
+        return;
+    }
+    memset(h, 0, sizeof(*h));
+    h->api = api;
+    h->req = req;
+    h->wait.cb = on_health_read;
+    h->wait.data = h;
+    srv_node_read_within(api->node, &h->wait, 1000);
 }
 
 static void url_list_text(struct k_buf *b, const struct srv_url_list *l, const char *sep)

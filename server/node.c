@@ -684,7 +684,7 @@ void srv_node_propose(struct srv_node *n, Kvpb__KvRequest *req, struct srv_wait 
     if (!n->in_flight) feed_writes(n);
 }
 
-void srv_node_read(struct srv_node *n, struct srv_wait *w)
+void srv_node_read_within(struct srv_node *n, struct srv_wait *w, uint64_t timeout_ms)
 {
     memset(&w->id, 0, sizeof(*w) - offsetof(struct srv_wait, id));
     if (n->stopping || n->broken) {
@@ -695,9 +695,14 @@ void srv_node_read(struct srv_node *n, struct srv_wait *w)
         w->cb(w, K_ELIMIT, NULL);
         return;
     }
-    w->deadline_ms = uv_now(n->loop) + n->cfg.request_timeout_ms;
+    w->deadline_ms = uv_now(n->loop) + timeout_ms;
     w->state = WAIT_QUEUED;
     list_push(&n->queued_reads, w);
+}
+
+void srv_node_read(struct srv_node *n, struct srv_wait *w)
+{
+    srv_node_read_within(n, w, n->cfg.request_timeout_ms);
 }
 
 void srv_node_cancel(struct srv_node *n, struct srv_wait *w)

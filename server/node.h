@@ -124,6 +124,9 @@ void srv_node_propose(struct srv_node *n, Kvpb__KvRequest *req, struct srv_wait 
  * apply of everything up to it), then calls w->cb with rc 0. */
 void srv_node_read(struct srv_node *n, struct srv_wait *w);
 
+/* The same with its own deadline (e.g. /health's 1 s) instead of request_timeout_ms. */
+void srv_node_read_within(struct srv_node *n, struct srv_wait *w, uint64_t timeout_ms);
+
 /* Withdraws w (its client is gone); its cb will not run. A write already handed to raft
  * still commits and applies; only the answer is dropped. */
 void srv_node_cancel(struct srv_node *n, struct srv_wait *w);

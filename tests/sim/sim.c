@@ -95,6 +95,7 @@ struct sim {
     /* Fault parameters derived from the seed. */
     uint32_t loss_ppm, dup_ppm, delay_max, partition_ppm, crash_ppm, churn_ppm, transfer_ppm;
     uint32_t write_ppm, read_ppm, snap_every, compact_keep;
+    uint32_t torn_ppm; /* per Ready: crash midway through persisting it */
     bool pre_vote, check_quorum;
     uint32_t heartbeat_ticks, inflight_max, append_max;
     bool blocked[NODES_MAX + 1][NODES_MAX + 1];
@@ -538,11 +539,42 @@ static void maybe_snapshot(struct sim *s, struct node *n)
     }
 }
 
+/* A crash while the Ready is being written: the WAL keeps a prefix of the batch (snapshot,
+ * then entries, then the hard state last), nothing was sent, nothing applied. */
+static void torn_crash(struct sim *s, struct node *n, const struct raft_ready *rd)
+{
+    bool snap_done = false;
+    if (rd->snapshot_present && k_prng_chance(&s->prng, 500000)) {
+        install_snapshot(s, n, &rd->snapshot);
+        snap_done = true;
+    }
+    size_t k = 0;
+    if (!rd->snapshot_present || snap_done) k = (size_t)k_prng_below(&s->prng, rd->entries_n + 1);
+    for (size_t i = 0; i < k; i++)
+        check_seen(s, &rd->entries[i]);
+    if (k > 0) {
+        int rc = raft_storage_mem_append(n->disk, rd->entries, k);
+        if (rc != 0) fail(s, "n%llu append: %s", (unsigned long long)n->id, k_strerror(rc));
+    }
+    bool hs = k == rd->entries_n && (!rd->snapshot_present || snap_done) &&
+              rd->hard_state_changed && k_prng_chance(&s->prng, 500000);
+    if (hs) raft_storage_mem_set_hard_state(n->disk, &rd->hard_state);
+    trace(s, "n%llu crashes while persisting (%zu of %zu entries, snapshot %d, hard state %d)",
+          (unsigned long long)n->id, k, rd->entries_n, snap_done, hs);
+    node_stop(s, n);
+    s->st->crashes++;
+}
+
 static void process_ready(struct sim *s, struct node *n)
 {
     for (int round = 0; round < 1000 && n->up && !s->failed; round++) {
         struct raft_ready rd;
         if (!raft_ready(n->r, &rd)) return;
+        if (!s->healing && (rd.entries_n > 0 || rd.snapshot_present || rd.hard_state_changed) &&
+            k_prng_chance(&s->prng, s->torn_ppm)) {
+            torn_crash(s, n, &rd);
+            return;
+        }
         if (rd.soft_state_changed) {
             trace(s, "n%llu is %s term %llu leader n%llu", (unsigned long long)n->id,
                   raft_state_name(rd.soft_state.state), (unsigned long long)raft_term(n->r),
@@ -907,7 +939,10 @@ static void derive(struct sim *s)
         s->partition_ppm = 5000 + (uint32_t)k_prng_below(g, 30000);
         if (!lossy) s->loss_ppm = (uint32_t)k_prng_below(g, 20000);
     }
-    if (crash) s->crash_ppm = 2000 + (uint32_t)k_prng_below(g, 15000);
+    if (crash) {
+        s->crash_ppm = 2000 + (uint32_t)k_prng_below(g, 15000);
+        s->torn_ppm = (uint32_t)k_prng_below(g, 3000);
+    }
     if (churn) {
         s->churn_ppm = 10000 + (uint32_t)k_prng_below(g, 40000);
         s->transfer_ppm = 2000 + (uint32_t)k_prng_below(g, 10000);
@@ -920,11 +955,11 @@ static void print_params(struct sim *s)
     fprintf(s->p.out,
             "seed %llu mix %s nodes %d steps %u prevote %d checkquorum %d hb %u inflight %u "
             "append %u snap_every %u keep %u loss %u dup %u delay %u part %u crash %u churn %u "
-            "transfer %u\n",
+            "transfer %u torn %u\n",
             (unsigned long long)s->p.seed, sim_mix_name(s->mix), s->n_initial, s->p.steps,
             s->pre_vote, s->check_quorum, s->heartbeat_ticks, s->inflight_max, s->append_max,
             s->snap_every, s->compact_keep, s->loss_ppm, s->dup_ppm, s->delay_max, s->partition_ppm,
-            s->crash_ppm, s->churn_ppm, s->transfer_ppm);
+            s->crash_ppm, s->churn_ppm, s->transfer_ppm, s->torn_ppm);
 }
 
 static void heal_all(struct sim *s)

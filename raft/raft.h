@@ -196,7 +196,10 @@ struct raft_soft_state {
  * storage and stays valid until raft_advance(r, rd). Do, in this order:
  *  1. if snapshot_present, install the snapshot data you received for snapshot.index, then
  *     apply the metadata to the storage; 2. append entries to the storage and, if
- *     hard_state_changed, store hard_state; make both durable (one fsync);
+ *     hard_state_changed, store hard_state; make both durable (one fsync). Write the
+ *     entries before the hard state: a crash may keep any prefix of the batch, and a hard
+ *     state whose commit points past the entries on disk makes raft_new() fail
+ *     (the simulator crashes members at every such point);
  *  3. send messages (a leader's MsgApp may go before step 2, thesis §10.2.1: the leader
  *     counts its own copy only once raft_advance() says it is durable);
  *  4. apply committed entries in order (conf changes through raft_apply_conf_change());
@@ -238,8 +241,9 @@ void raft_tick(struct raft *r);
 
 /* Feeds a message from a peer (m is borrowed for the call; entries are copied).
  * Returns 0 (including when the message was stale and ignored), K_EPROTO for a local-only
- * type or a message not addressed to this member, K_ELIMIT for a forwarded proposal the
- * leader cannot take. */
+ * type or a message not addressed to this member, and for a forwarded proposal the leader
+ * cannot take: K_ELIMIT (too many uncommitted entries), K_EBUSY (transfer in progress),
+ * K_ENOLEADER (this member is a candidate). The proposer is not told; it times out. */
 K_MUST_USE int raft_step(struct raft *r, const struct raft_message *m);
 
 /* Proposes one entry (data copied). A leader appends it; a follower forwards it.

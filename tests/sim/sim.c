@@ -50,6 +50,7 @@ struct node {
     struct app_state incoming;
     enum raft_state last_state;
     uint64_t last_term;
+    uint64_t checked_commit; /* committed entries up to here were recorded or compared */
 };
 
 struct netmsg {
@@ -65,10 +66,13 @@ struct netmsg {
 };
 
 struct applied_rec {
-    bool set;
+    bool set; /* applied somewhere: term, ehash and state_hash are known */
     uint64_t term;
     uint64_t ehash; /* hash of the entry (type and data) */
     uint64_t state_hash;
+    bool committed; /* a member made a commit covering it durable */
+    uint64_t c_term;
+    uint64_t c_ehash;
 };
 
 struct term_entry {
@@ -80,7 +84,7 @@ struct term_entry {
 struct pending_read {
     uint64_t id;
     uint64_t node;
-    uint64_t required; /* highest index applied anywhere when the read was issued */
+    uint64_t required; /* highest index known committed when the read was issued */
     uint64_t issued_at;
 };
 
@@ -95,6 +99,7 @@ struct sim {
     /* Fault parameters derived from the seed. */
     uint32_t loss_ppm, dup_ppm, delay_max, partition_ppm, crash_ppm, churn_ppm, transfer_ppm;
     uint32_t write_ppm, read_ppm, snap_every, compact_keep;
+    uint32_t torn_ppm; /* per Ready: crash midway through persisting it */
     bool pre_vote, check_quorum;
     uint32_t heartbeat_ticks, inflight_max, append_max;
     bool blocked[NODES_MAX + 1][NODES_MAX + 1];
@@ -107,6 +112,7 @@ struct sim {
     struct applied_rec *applied;
     size_t applied_cap;
     uint64_t max_applied;
+    uint64_t max_committed;   /* highest index some member has durably marked committed */
     uint64_t *leader_of_term; /* index by term; 0 = none seen */
     size_t leader_of_term_cap;
     struct term_entry *seen; /* (index, term) -> entry hash, sorted by (index, term) */
@@ -253,23 +259,60 @@ static void check_leader(struct sim *s, struct node *n)
     struct raft__log *log = &n->r->log;
     uint64_t first = raft__log_first_index(log);
     uint64_t last = raft__log_last_index(log);
-    if (last < s->max_applied) {
-        fail(s, "leader n%llu term %llu has last index %llu < applied %llu",
+    if (last < s->max_committed) {
+        fail(s, "leader n%llu term %llu has last index %llu < committed %llu",
              (unsigned long long)n->id, (unsigned long long)term, (unsigned long long)last,
-             (unsigned long long)s->max_applied);
+             (unsigned long long)s->max_committed);
         return;
     }
-    for (uint64_t i = first; i <= s->max_applied; i++) {
+    for (uint64_t i = first; i <= s->max_committed; i++) {
         struct applied_rec *a = applied_at(s, i);
-        if (!a->set) continue;
+        if (!a->committed) continue;
         uint64_t t = raft__log_term_or_zero(log, i);
-        if (t != a->term) {
-            fail(s, "leader n%llu term %llu has term %llu at %llu, applied term %llu",
+        if (t != a->c_term) {
+            fail(s, "leader n%llu term %llu has term %llu at %llu, committed term %llu",
                  (unsigned long long)n->id, (unsigned long long)term, (unsigned long long)t,
-                 (unsigned long long)i, (unsigned long long)a->term);
+                 (unsigned long long)i, (unsigned long long)a->c_term);
             return;
         }
     }
+}
+
+/* A committed entry is never lost or changed: every member that durably marks index i
+ * committed holds the same entry there. */
+static void record_commits(struct sim *s, struct node *n, uint64_t commit)
+{
+    struct raft__log *log = &n->r->log;
+    uint64_t i = n->checked_commit + 1;
+    uint64_t first = raft__log_first_index(log);
+    if (i < first) i = first; /* compacted: checked before, or came in a checked snapshot */
+    while (i <= commit && !s->failed) {
+        const struct raft_entry *e = NULL;
+        size_t cnt = 0;
+        int rc = raft__log_span(log, i, commit + 1, &e, &cnt);
+        if (rc != 0) {
+            fail(s, "n%llu commits %llu but cannot read entry %llu: %s", (unsigned long long)n->id,
+                 (unsigned long long)commit, (unsigned long long)i, k_strerror(rc));
+            return;
+        }
+        for (size_t j = 0; j < cnt; j++) {
+            struct applied_rec *a = applied_at(s, e[j].index);
+            uint64_t eh = entry_hash(&e[j]);
+            if (!a->committed) {
+                a->committed = true;
+                a->c_term = e[j].term;
+                a->c_ehash = eh;
+            } else if (a->c_term != e[j].term || a->c_ehash != eh) {
+                fail(s, "n%llu commits a different entry at %llu (term %llu, committed term %llu)",
+                     (unsigned long long)n->id, (unsigned long long)e[j].index,
+                     (unsigned long long)e[j].term, (unsigned long long)a->c_term);
+                return;
+            }
+        }
+        i += cnt;
+    }
+    if (commit > n->checked_commit) n->checked_commit = commit;
+    if (commit > s->max_committed) s->max_committed = commit;
 }
 
 /* Log Matching's base: one (index, term) names one entry, everywhere, forever. */
@@ -381,6 +424,7 @@ static void node_start(struct sim *s, struct node *n)
         return;
     }
     n->up = true;
+    n->checked_commit = raft_commit_index(n->r);
     n->last_state = RAFT_STATE_FOLLOWER;
     n->last_term = raft_term(n->r);
 }
@@ -433,6 +477,11 @@ static void apply_entry(struct sim *s, struct node *n, const struct raft_entry *
         fail(s, "n%llu applied a different entry at %llu (term %llu vs %llu)",
              (unsigned long long)n->id, (unsigned long long)e->index, (unsigned long long)e->term,
              (unsigned long long)a->term);
+        return;
+    }
+    if (a->committed && (a->c_term != e->term || a->c_ehash != eh)) {
+        fail(s, "n%llu applies at %llu an entry other than the committed one",
+             (unsigned long long)n->id, (unsigned long long)e->index);
         return;
     }
     if (e->index > s->max_applied) s->max_applied = e->index;
@@ -510,7 +559,7 @@ static void handle_read_state(struct sim *s, struct node *n, const struct raft_r
         struct pending_read *pr = &s->reads[i];
         if (pr->id != id || pr->node != n->id) continue;
         if (rs->index < pr->required) {
-            fail(s, "read %llu on n%llu got index %llu but %llu was applied before it began",
+            fail(s, "read %llu on n%llu got index %llu but %llu was committed before it began",
                  (unsigned long long)id, (unsigned long long)n->id, (unsigned long long)rs->index,
                  (unsigned long long)pr->required);
         }
@@ -538,11 +587,45 @@ static void maybe_snapshot(struct sim *s, struct node *n)
     }
 }
 
+/* A crash while the Ready is being written: the WAL keeps a prefix of the batch (snapshot,
+ * then entries, then the hard state last), nothing was sent, nothing applied. */
+static void torn_crash(struct sim *s, struct node *n, const struct raft_ready *rd)
+{
+    bool snap_done = false;
+    if (rd->snapshot_present && k_prng_chance(&s->prng, 500000)) {
+        install_snapshot(s, n, &rd->snapshot);
+        snap_done = true;
+    }
+    size_t k = 0;
+    if (!rd->snapshot_present || snap_done) k = (size_t)k_prng_below(&s->prng, rd->entries_n + 1);
+    for (size_t i = 0; i < k; i++)
+        check_seen(s, &rd->entries[i]);
+    if (k > 0) {
+        int rc = raft_storage_mem_append(n->disk, rd->entries, k);
+        if (rc != 0) fail(s, "n%llu append: %s", (unsigned long long)n->id, k_strerror(rc));
+    }
+    bool hs = k == rd->entries_n && (!rd->snapshot_present || snap_done) &&
+              rd->hard_state_changed && k_prng_chance(&s->prng, 500000);
+    if (hs) {
+        raft_storage_mem_set_hard_state(n->disk, &rd->hard_state);
+        record_commits(s, n, rd->hard_state.commit);
+    }
+    trace(s, "n%llu crashes while persisting (%zu of %zu entries, snapshot %d, hard state %d)",
+          (unsigned long long)n->id, k, rd->entries_n, snap_done, hs);
+    node_stop(s, n);
+    s->st->crashes++;
+}
+
 static void process_ready(struct sim *s, struct node *n)
 {
     for (int round = 0; round < 1000 && n->up && !s->failed; round++) {
         struct raft_ready rd;
         if (!raft_ready(n->r, &rd)) return;
+        if (!s->healing && (rd.entries_n > 0 || rd.snapshot_present || rd.hard_state_changed) &&
+            k_prng_chance(&s->prng, s->torn_ppm)) {
+            torn_crash(s, n, &rd);
+            return;
+        }
         if (rd.soft_state_changed) {
             trace(s, "n%llu is %s term %llu leader n%llu", (unsigned long long)n->id,
                   raft_state_name(rd.soft_state.state), (unsigned long long)raft_term(n->r),
@@ -567,6 +650,7 @@ static void process_ready(struct sim *s, struct node *n)
                      (unsigned long long)old.vote);
             }
             raft_storage_mem_set_hard_state(n->disk, &rd.hard_state);
+            record_commits(s, n, rd.hard_state.commit);
         }
         for (size_t i = 0; i < rd.messages_n; i++)
             send_message(s, n, &rd.messages[i]);
@@ -731,7 +815,7 @@ static void client_step(struct sim *s)
                   (unsigned long long)n->id, k_strerror(rc));
             if (rc == 0) {
                 s->reads[s->reads_n++] = (struct pending_read){
-                    .id = id, .node = n->id, .required = s->max_applied, .issued_at = s->now
+                    .id = id, .node = n->id, .required = s->max_committed, .issued_at = s->now
                 };
                 process_ready(s, n);
             }
@@ -754,6 +838,15 @@ static void fault_partition(struct sim *s)
     uint64_t side[NODES_MAX + 1];
     for (uint64_t id = 1; id <= NODES_MAX; id++)
         side[id] = k_prng_below(&s->prng, 2);
+    /* Often cut the leader off with at most one follower: it keeps taking proposals that
+     * the majority never sees, so logs diverge and must be truncated after the heal. */
+    struct node *l = leader(s);
+    if (l && k_prng_chance(&s->prng, 500000)) {
+        uint64_t buddy =
+                k_prng_chance(&s->prng, 500000) ? 1 + k_prng_below(&s->prng, NODES_MAX) : 0;
+        for (uint64_t id = 1; id <= NODES_MAX; id++)
+            side[id] = (id == l->id || id == buddy) ? 1 : 0;
+    }
     for (uint64_t a = 1; a <= NODES_MAX; a++) {
         for (uint64_t b = 1; b <= NODES_MAX; b++) {
             if (a == b || side[a] == side[b]) continue;
@@ -907,7 +1000,10 @@ static void derive(struct sim *s)
         s->partition_ppm = 5000 + (uint32_t)k_prng_below(g, 30000);
         if (!lossy) s->loss_ppm = (uint32_t)k_prng_below(g, 20000);
     }
-    if (crash) s->crash_ppm = 2000 + (uint32_t)k_prng_below(g, 15000);
+    if (crash) {
+        s->crash_ppm = 2000 + (uint32_t)k_prng_below(g, 15000);
+        s->torn_ppm = (uint32_t)k_prng_below(g, 3000);
+    }
     if (churn) {
         s->churn_ppm = 10000 + (uint32_t)k_prng_below(g, 40000);
         s->transfer_ppm = 2000 + (uint32_t)k_prng_below(g, 10000);
@@ -920,11 +1016,11 @@ static void print_params(struct sim *s)
     fprintf(s->p.out,
             "seed %llu mix %s nodes %d steps %u prevote %d checkquorum %d hb %u inflight %u "
             "append %u snap_every %u keep %u loss %u dup %u delay %u part %u crash %u churn %u "
-            "transfer %u\n",
+            "transfer %u torn %u\n",
             (unsigned long long)s->p.seed, sim_mix_name(s->mix), s->n_initial, s->p.steps,
             s->pre_vote, s->check_quorum, s->heartbeat_ticks, s->inflight_max, s->append_max,
             s->snap_every, s->compact_keep, s->loss_ppm, s->dup_ppm, s->delay_max, s->partition_ppm,
-            s->crash_ppm, s->churn_ppm, s->transfer_ppm);
+            s->crash_ppm, s->churn_ppm, s->transfer_ppm, s->torn_ppm);
 }
 
 static void heal_all(struct sim *s)
@@ -941,6 +1037,38 @@ static void heal_all(struct sim *s)
         }
     }
     trace(s, "heal: all faults stop");
+}
+
+/* After a commit, every running member of the leader's configuration catches up (by
+ * appends or a snapshot) and applies it within a bound that allows for its lag. */
+static void converge(struct sim *s, struct node *l, uint64_t want)
+{
+    uint64_t lag = 0;
+    for (uint64_t id = 1; id < s->next_id; id++) {
+        struct node *n = &s->nodes[id];
+        if (n->up && want > n->app.index && want - n->app.index > lag) lag = want - n->app.index;
+    }
+    const uint64_t bound = 10 * ELECTION_TICKS + 4 * lag;
+    uint64_t start = s->now;
+    for (;;) {
+        struct node *behind = NULL;
+        const struct raft_conf_state *cs = raft_conf(l->r);
+        for (uint64_t id = 1; id < s->next_id && !behind; id++) {
+            struct node *n = &s->nodes[id];
+            bool member = raft_conf_is_voter(cs, id) || raft_conf_is_learner(cs, id);
+            if (n->up && member && n->app.index < want) behind = n;
+        }
+        if (!behind || s->failed) return;
+        if (s->now - start >= bound || !l->up || raft_state(l->r) != RAFT_STATE_LEADER) {
+            if (l->up && raft_state(l->r) == RAFT_STATE_LEADER) {
+                fail(s, "n%llu applied only %llu of %llu after %llu ticks",
+                     (unsigned long long)behind->id, (unsigned long long)behind->app.index,
+                     (unsigned long long)want, (unsigned long long)bound);
+            }
+            return; /* leadership moved on: the commit check already passed */
+        }
+        step(s);
+    }
 }
 
 /* Liveness (after faults stop): a leader that has committed in its term within a bound, then
@@ -992,7 +1120,10 @@ static void liveness(struct sim *s)
                raft_commit_index(l->r) < want && raft_term(l->r) == term)
             step(s);
         if (s->failed) return;
-        if (l->up && raft_term(l->r) == term && raft_commit_index(l->r) >= want) return;
+        if (l->up && raft_term(l->r) == term && raft_commit_index(l->r) >= want) {
+            converge(s, l, want);
+            return;
+        }
         if (l->up && raft_term(l->r) == term && raft_state(l->r) == RAFT_STATE_LEADER) {
             fail(s, "leader n%llu did not commit %llu within %llu ticks (commit %llu)",
                  (unsigned long long)l->id, (unsigned long long)want,

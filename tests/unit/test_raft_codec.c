@@ -161,7 +161,7 @@ START_TEST(test_snapshot_message_carries_metadata_like_protobuf_c)
 }
 END_TEST
 
-START_TEST(test_hard_state_and_conf_change_match_protobuf_c)
+START_TEST(test_entry_hard_state_and_conf_change_match_protobuf_c)
 {
     struct raft_hard_state hs = { .term = 5, .vote = 2, .commit = 123456789 };
     uint8_t buf[64];
@@ -175,6 +175,28 @@ START_TEST(test_hard_state_and_conf_change_match_protobuf_c)
     struct raft_hard_state back;
     ck_assert_int_eq(raft_hard_state_decode(buf, len, &back), 0);
     ck_assert_uint_eq(back.term, 5);
+
+    struct raft_entry e = { .term = 3,
+                            .index = 1ull << 33,
+                            .type = RAFT_ENTRY_CONF_CHANGE,
+                            .data = payload_a,
+                            .data_len = sizeof(payload_a) - 1 };
+    uint8_t ebuf[64];
+    ck_assert_int_eq(raft_entry_encode(&e, ebuf, sizeof(ebuf), &len), 0);
+    ck_assert_uint_eq(len, raft_entry_encoded_bytes(&e));
+    Raftpb__Entry *pe = raftpb__entry__unpack(NULL, len, ebuf);
+    ck_assert_ptr_nonnull(pe);
+    ck_assert_uint_eq(pe->index, 1ull << 33);
+    ck_assert_int_eq(pe->type, RAFTPB__ENTRY_TYPE__ENTRY_CONF_CHANGE);
+    ck_assert_uint_eq(pe->data.len, sizeof(payload_a) - 1);
+    uint8_t etheirs[64];
+    ck_assert_uint_eq(raftpb__entry__pack(pe, etheirs), len);
+    ck_assert_int_eq(memcmp(ebuf, etheirs, len), 0);
+    raftpb__entry__free_unpacked(pe, NULL);
+    struct raft_entry eback;
+    ck_assert_int_eq(raft_entry_decode(etheirs, len, &eback), 0);
+    ck_assert_uint_eq(eback.term, 3);
+    ck_assert_int_eq(memcmp(eback.data, payload_a, eback.data_len), 0);
 
     static const char ctx[] = "{\"name\":\"n4\",\"peerURLs\":[\"http://10.0.0.4:2380\"]}";
     struct raft_conf_change cc = { .type = RAFT_CONF_ADD_LEARNER_NODE,
@@ -247,7 +269,7 @@ Suite *test_raft_codec_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_message_bytes_equal_protobuf_c_and_decode_both_ways);
     tcase_add_test(tc, test_snapshot_message_carries_metadata_like_protobuf_c);
-    tcase_add_test(tc, test_hard_state_and_conf_change_match_protobuf_c);
+    tcase_add_test(tc, test_entry_hard_state_and_conf_change_match_protobuf_c);
     tcase_add_test(tc, test_truncated_and_random_input_is_refused_not_trusted);
     suite_add_tcase(s, tc);
     return s;

@@ -271,6 +271,37 @@ START_TEST(test_restarted_follower_catches_up_from_its_storage)
 }
 END_TEST
 
+/* Regression (sim seed 4): with a window of one, a lost MsgApp left the window full forever
+ * and the leader sent only heartbeats. A heartbeat answer now frees a slot. */
+START_TEST(test_heartbeat_answer_frees_a_window_full_of_lost_appends)
+{
+    struct tnet t;
+    tnet_init(&t, 3, 0, 0, false, false);
+    t.nodes[1].cfg.inflight_max = 1;
+    raft_free(t.nodes[1].r);
+    t.nodes[1].r = NULL;
+    tnet_start(&t, 1);
+    tnet_elect(&t, 1);
+    t.cut[1][2] = true;
+    t.cut[1][3] = true;
+    ck_assert_int_eq(tnet_propose(&t, 1, 1), 0);
+    tnet_deliver_all(&t); /* both appends lost: the window is full */
+    ck_assert_int_eq(tnet_propose(&t, 1, 2), 0);
+    tnet_ready(&t, 1);
+    ck_assert_uint_eq(tnet_count(&t, RAFT_MSG_APP, 1, 0), 0);
+    tnet_drop_queue(&t);
+    t.cut[1][2] = false;
+    t.cut[1][3] = false;
+    for (int i = 0; i < 6; i++) {
+        tnet_tick(&t, 1, 1);
+        tnet_deliver_all(&t);
+    }
+    ck_assert_uint_eq(raft_commit_index(t.nodes[1].r), 4);
+    ck_assert_uint_eq(t.nodes[2].applied_n, 2);
+    tnet_free(&t);
+}
+END_TEST
+
 Suite *test_raft_replication_suite(void)
 {
     Suite *s = suite_create("raft_replication");
@@ -285,6 +316,7 @@ Suite *test_raft_replication_suite(void)
     tcase_add_test(tc, test_proposals_past_the_uncommitted_bound_fail_with_elimit);
     tcase_add_test(tc, test_follower_forwards_proposals_to_the_leader);
     tcase_add_test(tc, test_restarted_follower_catches_up_from_its_storage);
+    tcase_add_test(tc, test_heartbeat_answer_frees_a_window_full_of_lost_appends);
     suite_add_tcase(s, tc);
     return s;
 }

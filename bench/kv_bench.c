@@ -156,13 +156,13 @@ int main(int argc, char **argv)
         rc = kv_get(s, "/big", 4, true, true, 0, &ev, &err);
         if (rc < 0) die("get", rc);
         double t1 = now_s();
-        struct kv_buf b = { 0 };
+        struct k_buf b = { 0 };
         kv_json_event(ev, false, &b);
         json_s += now_s() - t1;
         get_s += t1 - t0;
         json_bytes = b.len;
         if (ev->node.node_count != 10000) die("get count", K_ECORRUPT);
-        kv_buf_free(&b);
+        k_buf_free(&b);
         kv_event_unref(ev);
     }
     printf("recursive GET of a dir with 10,000 children: %.2f ms read + %.2f ms JSON "

@@ -9,45 +9,23 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 
-void kv_buf_free(struct kv_buf *b)
+static void buf_str(struct k_buf *b, const char *s)
 {
-    free(b->data);
-    b->data = NULL;
-    b->len = 0;
-    b->cap = 0;
+    k_buf_append(b, s, strlen(s));
 }
 
-void kv_buf_append(struct kv_buf *b, const void *p, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap == 0 ? 256 : b->cap;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->data = k_xrealloc(b->data, cap);
-        b->cap = cap;
-    }
-    if (n > 0) memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void buf_str(struct kv_buf *b, const char *s)
-{
-    kv_buf_append(b, s, strlen(s));
-}
-
-static void buf_u64(struct kv_buf *b, uint64_t v)
+static void buf_u64(struct k_buf *b, uint64_t v)
 {
     char num[24];
     int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
-    kv_buf_append(b, num, (size_t)n);
+    k_buf_append(b, num, (size_t)n);
 }
 
-static void buf_i64(struct kv_buf *b, int64_t v)
+static void buf_i64(struct k_buf *b, int64_t v)
 {
     char num[24];
     int n = snprintf(num, sizeof(num), "%lld", (long long)v);
-    kv_buf_append(b, num, (size_t)n);
+    k_buf_append(b, num, (size_t)n);
 }
 
 /* Length of the valid UTF-8 sequence at s (Go's utf8.DecodeRune rules: no overlong forms, no
@@ -83,11 +61,11 @@ static size_t utf8_valid_len(const unsigned char *s, size_t n, uint32_t *rune)
     return need;
 }
 
-void kv_json_string(struct kv_buf *out, const char *str, size_t len)
+void kv_json_string(struct k_buf *out, const char *str, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
-    kv_buf_append(out, "\"", 1);
+    k_buf_append(out, "\"", 1);
     size_t start = 0; /* first byte not yet written */
     size_t i = 0;
     while (i < len) {
@@ -97,21 +75,21 @@ void kv_json_string(struct kv_buf *out, const char *str, size_t len)
                 i++;
                 continue;
             }
-            kv_buf_append(out, s + start, i - start);
+            k_buf_append(out, s + start, i - start);
             char esc[6];
             if (c == '"' || c == '\\') {
                 esc[0] = '\\';
                 esc[1] = (char)c;
-                kv_buf_append(out, esc, 2);
+                k_buf_append(out, esc, 2);
             } else if (c == '\n' || c == '\r' || c == '\t') {
                 esc[0] = '\\';
                 esc[1] = c == '\n' ? 'n' : (c == '\r' ? 'r' : 't');
-                kv_buf_append(out, esc, 2);
+                k_buf_append(out, esc, 2);
             } else {
                 memcpy(esc, "\\u00", 4);
                 esc[4] = hex[c >> 4];
                 esc[5] = hex[c & 0xf];
-                kv_buf_append(out, esc, 6);
+                k_buf_append(out, esc, 6);
             }
             i++;
             start = i;
@@ -120,23 +98,23 @@ void kv_json_string(struct kv_buf *out, const char *str, size_t len)
         uint32_t rune = 0;
         size_t n = utf8_valid_len(s + i, len - i, &rune);
         if (n == 0) {
-            kv_buf_append(out, s + start, i - start);
-            kv_buf_append(out, "\\ufffd", 6);
+            k_buf_append(out, s + start, i - start);
+            k_buf_append(out, "\\ufffd", 6);
             i++;
             start = i;
             continue;
         }
         if (rune == 0x2028 || rune == 0x2029) {
-            kv_buf_append(out, s + start, i - start);
-            kv_buf_append(out, rune == 0x2028 ? "\\u2028" : "\\u2029", 6);
+            k_buf_append(out, s + start, i - start);
+            k_buf_append(out, rune == 0x2028 ? "\\u2028" : "\\u2029", 6);
             i += n;
             start = i;
             continue;
         }
         i += n;
     }
-    kv_buf_append(out, s + start, len - start);
-    kv_buf_append(out, "\"", 1);
+    k_buf_append(out, s + start, len - start);
+    k_buf_append(out, "\"", 1);
 }
 
 /* Days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil inverse). */
@@ -154,7 +132,7 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = yy + (*m <= 2);
 }
 
-void kv_json_time(struct kv_buf *out, int64_t unix_ns)
+void kv_json_time(struct k_buf *out, int64_t unix_ns)
 {
     int64_t secs = unix_ns / 1000000000;
     int64_t frac = unix_ns % 1000000000;
@@ -175,27 +153,27 @@ void kv_json_time(struct kv_buf *out, int64_t unix_ns)
     char buf[64];
     int n = snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02u:%02u:%02u", (long long)y, m, d,
                      (unsigned)(sod / 3600), (unsigned)(sod / 60 % 60), (unsigned)(sod % 60));
-    kv_buf_append(out, buf, (size_t)n);
+    k_buf_append(out, buf, (size_t)n);
     if (frac != 0) {
         char f[16];
         snprintf(f, sizeof(f), ".%09lld", (long long)frac);
         size_t flen = 10;
         while (f[flen - 1] == '0')
             flen--;
-        kv_buf_append(out, f, flen);
+        k_buf_append(out, f, flen);
     }
-    kv_buf_append(out, "Z", 1);
+    k_buf_append(out, "Z", 1);
 }
 
-static void json_node(struct kv_buf *b, const struct kv_node *n)
+static void json_node(struct k_buf *b, const struct kv_node *n)
 {
     bool first = true;
 #define SEP()                                                                                      \
     do {                                                                                           \
-        if (!first) kv_buf_append(b, ",", 1);                                                      \
+        if (!first) k_buf_append(b, ",", 1);                                                       \
         first = false;                                                                             \
     } while (0)
-    kv_buf_append(b, "{", 1);
+    k_buf_append(b, "{", 1);
     if (n->key != NULL && n->key_len > 0) {
         SEP();
         buf_str(b, "\"key\":");
@@ -214,7 +192,7 @@ static void json_node(struct kv_buf *b, const struct kv_node *n)
         SEP();
         buf_str(b, "\"expiration\":\"");
         kv_json_time(b, n->expiration_ns);
-        kv_buf_append(b, "\"", 1);
+        k_buf_append(b, "\"", 1);
         if (n->ttl_s != 0) {
             buf_str(b, ",\"ttl\":");
             buf_i64(b, n->ttl_s);
@@ -224,10 +202,10 @@ static void json_node(struct kv_buf *b, const struct kv_node *n)
         SEP();
         buf_str(b, "\"nodes\":[");
         for (size_t i = 0; i < n->node_count; i++) {
-            if (i > 0) kv_buf_append(b, ",", 1);
+            if (i > 0) k_buf_append(b, ",", 1);
             json_node(b, &n->nodes[i]);
         }
-        kv_buf_append(b, "]", 1);
+        k_buf_append(b, "]", 1);
     }
     if (n->modified_index != 0) {
         SEP();
@@ -240,10 +218,10 @@ static void json_node(struct kv_buf *b, const struct kv_node *n)
         buf_u64(b, n->created_index);
     }
 #undef SEP
-    kv_buf_append(b, "}", 1);
+    k_buf_append(b, "}", 1);
 }
 
-void kv_json_event(const struct kv_event *ev, bool no_value_on_success, struct kv_buf *out)
+void kv_json_event(const struct kv_event *ev, bool no_value_on_success, struct k_buf *out)
 {
     buf_str(out, "{\"action\":");
     const char *name = kv_action_name(ev->action);
@@ -262,7 +240,7 @@ void kv_json_event(const struct kv_event *ev, bool no_value_on_success, struct k
     buf_str(out, "}\n");
 }
 
-void kv_json_error(const struct kv_error *err, struct kv_buf *out)
+void kv_json_error(const struct kv_error *err, struct k_buf *out)
 {
     buf_str(out, "{\"errorCode\":");
     buf_u64(out, (uint64_t)err->ecode);

@@ -11,32 +11,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "kv/error.h"
 #include "kv/event.h"
 
-/* A growable byte buffer; the caller owns data and frees it with kv_buf_free. */
-struct kv_buf {
-    char *data; /* NUL-terminated when non-NULL (the NUL is not counted in len) */
-    size_t len;
-    size_t cap;
-};
-
-void kv_buf_free(struct kv_buf *b);
-void kv_buf_append(struct kv_buf *b, const void *p, size_t n);
+/* Output goes into base's growable buffer (base/buf.h); the caller frees it with
+ * k_buf_free. */
 
 /* Appends the event body (`{"action":...,"node":{...},"prevNode":{...}}` + "\n"). With
  * no_value_on_success, a set, create, update or compareAndSwap is written as just
  * `{"action":"set"}` + "\n" (spec §4.9); other actions are unaffected. */
-void kv_json_event(const struct kv_event *ev, bool no_value_on_success, struct kv_buf *out);
+void kv_json_event(const struct kv_event *ev, bool no_value_on_success, struct k_buf *out);
 
 /* Appends `{"errorCode":100,"message":"Key not found","cause":"/foo","index":7}` + "\n";
  * "cause" is omitted when empty. */
-void kv_json_error(const struct kv_error *err, struct kv_buf *out);
+void kv_json_error(const struct kv_error *err, struct k_buf *out);
 
 /* Appends s as a JSON string literal with Go's escaping (quotes included). */
-void kv_json_string(struct kv_buf *out, const char *s, size_t len);
+void kv_json_string(struct k_buf *out, const char *s, size_t len);
 
 /* Appends t (Unix ns) as Go's time.RFC3339Nano in UTC, without quotes. */
-void kv_json_time(struct kv_buf *out, int64_t unix_ns);
+void kv_json_time(struct k_buf *out, int64_t unix_ns);
 
 #endif

@@ -15,7 +15,7 @@
 
 /* Appends a string literal without its NUL (lengths by hand are how a NUL once slipped into
  * /v2/stats/self). */
-#define APPEND_LIT(b, lit) kv_buf_append((b), (lit), sizeof(lit) - 1)
+#define APPEND_LIT(b, lit) k_buf_append((b), (lit), sizeof(lit) - 1)
 
 static bool method_is(struct srv_request *req, const char *m)
 {
@@ -111,7 +111,7 @@ void srv_api_machines(struct srv_api *api, struct srv_request *req)
     k_buf_free(&b);
 }
 
-static void json_url_array(struct kv_buf *b, const struct srv_url_list *l)
+static void json_url_array(struct k_buf *b, const struct srv_url_list *l)
 {
     APPEND_LIT(b, "[");
     for (size_t i = 0; i < l->count; i++) {
@@ -122,10 +122,10 @@ static void json_url_array(struct kv_buf *b, const struct srv_url_list *l)
 }
 
 /* This member as etcd's member object: id, name, peerURLs, clientURLs in that order. */
-static void json_self(struct srv_api *api, struct kv_buf *b)
+static void json_self(struct srv_api *api, struct k_buf *b)
 {
     APPEND_LIT(b, "{\"id\":\"");
-    kv_buf_append(b, api->member_id_hex, strlen(api->member_id_hex));
+    k_buf_append(b, api->member_id_hex, strlen(api->member_id_hex));
     APPEND_LIT(b, "\",\"name\":");
     kv_json_string(b, api->name, strlen(api->name));
     APPEND_LIT(b, ",\"peerURLs\":");
@@ -140,12 +140,12 @@ void srv_api_members(struct srv_api *api, struct srv_request *req, const char *r
     bool is_get = method_is(req, "GET");
     if (strcmp(rest, "") == 0 || strcmp(rest, "/") == 0) {
         if (is_get) {
-            struct kv_buf b = { 0 };
+            struct k_buf b = { 0 };
             APPEND_LIT(&b, "{\"members\":[");
             json_self(api, &b);
             APPEND_LIT(&b, "]}\n");
             srv_api_reply_json(api, req, 200, b.data, b.len, true);
-            kv_buf_free(&b);
+            k_buf_free(&b);
         } else if (method_is(req, "POST")) {
             /* Runtime membership needs the peer transport of a cluster (issue 7). */
             srv_api_reply_message(api, req, 500, "Internal Server Error", true);
@@ -163,11 +163,11 @@ void srv_api_members(struct srv_api *api, struct srv_request *req, const char *r
             srv_api_reply_message(api, req, 503, "During election", true);
             return;
         }
-        struct kv_buf b = { 0 };
+        struct k_buf b = { 0 };
         json_self(api, &b);
         APPEND_LIT(&b, "\n");
         srv_api_reply_json(api, req, 200, b.data, b.len, true);
-        kv_buf_free(&b);
+        k_buf_free(&b);
         return;
     }
     if (is_get) {
@@ -189,7 +189,7 @@ void srv_api_members(struct srv_api *api, struct srv_request *req, const char *r
 
 /* Go's time.Duration.String for durations of a second or more ("1m55.973079992s"), and for
  * shorter ones ("512.3ms", "42µs"). */
-static void go_duration(struct kv_buf *b, uint64_t ns)
+static void go_duration(struct k_buf *b, uint64_t ns)
 {
     char out[64];
     if (ns < 1000000000ull) {
@@ -213,7 +213,7 @@ static void go_duration(struct kv_buf *b, uint64_t ns)
             n += snprintf(out + n, sizeof(out) - (size_t)n, ".%s", f);
         }
         snprintf(out + n, sizeof(out) - (size_t)n, "%s", unit);
-        kv_buf_append(b, out, strlen(out));
+        k_buf_append(b, out, strlen(out));
         return;
     }
     uint64_t s = ns / 1000000000ull;
@@ -230,7 +230,7 @@ static void go_duration(struct kv_buf *b, uint64_t ns)
         n += snprintf(out + n, sizeof(out) - (size_t)n, ".%s", f);
     }
     snprintf(out + n, sizeof(out) - (size_t)n, "s");
-    kv_buf_append(b, out, strlen(out));
+    k_buf_append(b, out, strlen(out));
 }
 
 static const char *state_name(enum raft_state s)
@@ -252,24 +252,24 @@ static void stats_self(struct srv_api *api, struct srv_request *req)
     struct srv_node_status st;
     srv_node_status(api->node, &st);
     int64_t now = k_wall_ns();
-    struct kv_buf b = { 0 };
+    struct k_buf b = { 0 };
     APPEND_LIT(&b, "{\"name\":");
     kv_json_string(&b, api->name, strlen(api->name));
     char text[160];
     int n = snprintf(text, sizeof(text), ",\"id\":\"%s\",\"state\":\"%s\",\"startTime\":\"",
                      api->member_id_hex, state_name(st.state));
-    kv_buf_append(&b, text, (size_t)n);
+    k_buf_append(&b, text, (size_t)n);
     kv_json_time(&b, api->start_time_ns);
     n = snprintf(text, sizeof(text), "\",\"leaderInfo\":{\"leader\":\"%" PRIx64 "\",\"uptime\":\"",
                  st.leader);
-    kv_buf_append(&b, text, (size_t)n);
+    k_buf_append(&b, text, (size_t)n);
     int64_t since = st.leader_since_wall_ns;
     go_duration(&b, st.leader && now > since ? (uint64_t)(now - since) : 0);
     APPEND_LIT(&b, "\",\"startTime\":\"");
     kv_json_time(&b, since);
     APPEND_LIT(&b, "\"},\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}");
     srv_api_reply_json(api, req, 200, b.data, b.len, false);
-    kv_buf_free(&b);
+    k_buf_free(&b);
 }
 
 static void stats_leader(struct srv_api *api, struct srv_request *req)

@@ -48,13 +48,13 @@ static void add_index_headers(struct srv_api *api, struct srv_api_headers *hs, u
 static void reply_event(struct srv_api *api, struct srv_request *req, const struct kv_event *ev,
                         bool no_value_on_success, uint64_t etcd_index)
 {
-    struct kv_buf body = { 0 };
+    struct k_buf body = { 0 };
     kv_json_event(ev, no_value_on_success, &body);
     struct srv_api_headers hs;
     srv_api_headers_init(&hs);
     add_index_headers(api, &hs, etcd_index);
     srv_respond(req, kv_event_http_status(ev), hs.h, hs.n, body.data, body.len);
-    kv_buf_free(&body);
+    k_buf_free(&body);
 }
 
 /* ---- reads ---- */
@@ -168,11 +168,11 @@ static void watch_deliver(struct keys_call *c)
 {
     struct kv_event *ev;
     while (!c->finished && (ev = kv_watcher_take(c->watcher)) != NULL) {
-        struct kv_buf body = { 0 };
+        struct k_buf body = { 0 };
         kv_json_event(ev, false, &body);
         kv_event_unref(ev);
         int rc = srv_stream_chunk(c->req, body.data, body.len);
-        kv_buf_free(&body);
+        k_buf_free(&body);
         if (rc < 0 || !c->p.stream) {
             c->finished = true;
             kv_watcher_free(c->watcher);

@@ -34,7 +34,7 @@ void srv_api_headers_add_u64(struct srv_api_headers *hs, const char *name, uint6
 void srv_api_reply_v2_error(struct srv_api *api, struct srv_request *req,
                             const struct kv_error *err)
 {
-    struct kv_buf body = { 0 };
+    struct k_buf body = { 0 };
     kv_json_error(err, &body);
     struct srv_api_headers hs;
     srv_api_headers_init(&hs);
@@ -53,7 +53,7 @@ void srv_api_reply_v2_error(struct srv_api *api, struct srv_request *req,
         srv_metrics_http_failed(api->metrics, (uint16_t)status, method);
     }
     srv_respond(req, status, hs.h, hs.n, body.data, body.len);
-    kv_buf_free(&body);
+    k_buf_free(&body);
 }
 
 void srv_api_reply_error(struct srv_api *api, struct srv_request *req, enum kv_ecode code,
@@ -113,10 +113,10 @@ void srv_api_reply_json(struct srv_api *api, struct srv_request *req, int status
 void srv_api_reply_message(struct srv_api *api, struct srv_request *req, int status,
                            const char *text, bool with_cluster_id)
 {
-    struct kv_buf body = { 0 };
-    kv_buf_append(&body, "{\"message\":", 11);
+    struct k_buf body = { 0 };
+    k_buf_append(&body, "{\"message\":", 11);
     kv_json_string(&body, text, strlen(text));
-    kv_buf_append(&body, "}", 1);
+    k_buf_append(&body, "}", 1);
     srv_api_reply_json(api, req, status, body.data, body.len, with_cluster_id);
-    kv_buf_free(&body);
+    k_buf_free(&body);
 }

@@ -192,30 +192,30 @@ static size_t build_records(const struct ketchd *k, const uint64_t *voters, uint
     char id[17];
     char path[128];
     for (size_t i = 0; i < c->initial_member_count && n + 2 < cap; i++) {
-        struct kv_buf v = { 0 };
-        kv_buf_append(&v, "{\"peerURLs\":[", 13);
+        struct k_buf v = { 0 };
+        k_buf_append(&v, "{\"peerURLs\":[", 13);
         const struct srv_url_list *u = &c->initial_members[i].peer_urls;
         for (size_t j = 0; j < u->count; j++) {
-            if (j) kv_buf_append(&v, ",", 1);
+            if (j) k_buf_append(&v, ",", 1);
             kv_json_string(&v, u->urls[j].text, strlen(u->urls[j].text));
         }
-        kv_buf_append(&v, "]}", 2);
+        k_buf_append(&v, "]}", 2);
         srv_id_format(voters[i], id);
         snprintf(path, sizeof(path), "/0/members/%s/raftAttributes", id);
         out[n].path = k_xstrdup(path);
         out[n].value = v.data;
         n++;
     }
-    struct kv_buf v = { 0 };
-    kv_buf_append(&v, "{\"name\":", 8);
+    struct k_buf v = { 0 };
+    k_buf_append(&v, "{\"name\":", 8);
     kv_json_string(&v, c->name, strlen(c->name));
-    kv_buf_append(&v, ",\"clientURLs\":[", 15);
+    k_buf_append(&v, ",\"clientURLs\":[", 15);
     for (size_t j = 0; j < c->advertise_client_urls.count; j++) {
-        if (j) kv_buf_append(&v, ",", 1);
+        if (j) k_buf_append(&v, ",", 1);
         const char *t = c->advertise_client_urls.urls[j].text;
         kv_json_string(&v, t, strlen(t));
     }
-    kv_buf_append(&v, "]}", 2);
+    k_buf_append(&v, "]}", 2);
     srv_id_format(self, id);
     snprintf(path, sizeof(path), "/0/members/%s/attributes", id);
     out[n].path = k_xstrdup(path);

@@ -142,20 +142,20 @@ static inline Kvpb__KvMethod kvt_method(const char *m)
 /* Renders a result as "<status> <body>" (body with its trailing newline), "" for none. */
 static inline char *kvt_render(const struct kv_result *r)
 {
-    struct kv_buf b = { 0 };
+    struct k_buf b = { 0 };
     char head[16];
     if (r->rc == K_EV2) {
         snprintf(head, sizeof(head), "%d ", kv_ecode_http_status(r->err.ecode));
-        kv_buf_append(&b, head, strlen(head));
+        k_buf_append(&b, head, strlen(head));
         kv_json_error(&r->err, &b);
         ck_assert_uint_eq(r->etcd_index, r->err.index);
     } else if (r->event != NULL) {
         snprintf(head, sizeof(head), "%d ", kv_event_http_status(r->event));
-        kv_buf_append(&b, head, strlen(head));
+        k_buf_append(&b, head, strlen(head));
         kv_json_event(r->event, false, &b);
         ck_assert_uint_eq(r->etcd_index, r->event->index);
     } else {
-        kv_buf_append(&b, "", 0);
+        k_buf_append(&b, "", 0);
     }
     return b.data;
 }
@@ -218,8 +218,8 @@ static inline const char *kvt_sync(struct kvt *t)
     int rc = kv_apply_requests(t->s, &rp, &idx, 1, &b);
     ck_assert_int_eq(rc, 0);
     if (t->hub != NULL) kv_watch_hub_publish(t->hub, b.events, b.event_count);
-    struct kv_buf out = { 0 };
-    kv_buf_append(&out, "", 0);
+    struct k_buf out = { 0 };
+    k_buf_append(&out, "", 0);
     for (size_t i = 0; i < b.event_count; i++)
         kv_json_event(b.events[i], false, &out);
     kv_batch_free(&b);
@@ -288,7 +288,7 @@ static inline void kvt_workload_free(struct kvt_workload *w)
  * to events unless they are NULL. Returns 0 or the first kv_apply error. */
 static inline int kvt_workload_apply_logged(struct kv_store *s, const struct kvt_workload *w,
                                             size_t from, size_t to, size_t batch, uint64_t seed,
-                                            struct kv_buf *answers, struct kv_buf *events)
+                                            struct k_buf *answers, struct k_buf *events)
 {
     struct k_prng g;
     k_prng_init(&g, seed);
@@ -306,7 +306,7 @@ static inline int kvt_workload_apply_logged(struct kv_store *s, const struct kvt
         if (rc < 0) return rc;
         for (size_t i = 0; answers != NULL && i < b.result_count; i++) {
             char *r = kvt_render(&b.results[i]);
-            kv_buf_append(answers, r, strlen(r));
+            k_buf_append(answers, r, strlen(r));
             free(r);
         }
         for (size_t i = 0; events != NULL && i < b.event_count; i++)
@@ -325,15 +325,15 @@ static inline int kvt_workload_apply(struct kv_store *s, const struct kvt_worklo
 
 static inline int kvt__dump_cb(void *data, const void *bytes, size_t len)
 {
-    kv_buf_append(data, bytes, len);
+    k_buf_append(data, bytes, len);
     return 0;
 }
 
-/* The canonical dump of s (caller frees with kv_buf_free). */
-static inline struct kv_buf kvt_dump(struct kv_store *s)
+/* The canonical dump of s (caller frees with k_buf_free). */
+static inline struct k_buf kvt_dump(struct kv_store *s)
 {
-    struct kv_buf b = { 0 };
-    kv_buf_append(&b, "", 0);
+    struct k_buf b = { 0 };
+    k_buf_append(&b, "", 0);
     int rc = kv_store_dump(s, kvt__dump_cb, &b);
     ck_assert_int_eq(rc, 0);
     return b;

@@ -606,14 +606,14 @@ START_TEST(test_no_value_on_success_writes_only_the_action)
     struct kv_event *ev;
     struct kv_error err;
     ck_assert_int_eq(kv_get(t.s, "/a", 2, false, false, t.now_ns, &ev, &err), 0);
-    struct kv_buf b = { 0 };
+    struct k_buf b = { 0 };
     kv_json_event(ev, true, &b); /* no effect on get */
     ev->action = KV_ACTION_COMPARE_AND_SWAP;
     kv_json_event(ev, true, &b);
     ck_assert_str_eq(b.data, "{\"action\":\"get\",\"node\":{\"key\":\"/a\",\"value\":\"1\","
                              "\"modifiedIndex\":1,\"createdIndex\":1}}\n"
                              "{\"action\":\"compareAndSwap\"}\n");
-    kv_buf_free(&b);
+    k_buf_free(&b);
     kv_event_unref(ev);
     kvt_close(&t);
 }

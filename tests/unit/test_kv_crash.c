@@ -79,12 +79,12 @@ static void crash_round(const struct kvt_workload *w, uint64_t seed)
     struct kvt ref;
     kvt_open(&ref);
     ck_assert_int_eq(kvt_workload_apply(ref.s, w, 0, applied, BATCH, 0), 0);
-    struct kv_buf want = kvt_dump(ref.s);
-    struct kv_buf got = kvt_dump(s);
+    struct k_buf want = kvt_dump(ref.s);
+    struct k_buf got = kvt_dump(s);
     ck_assert_uint_eq(got.len, want.len);
     ck_assert(memcmp(got.data, want.data, got.len) == 0);
-    kv_buf_free(&got);
-    kv_buf_free(&want);
+    k_buf_free(&got);
+    k_buf_free(&want);
 
     /* Replay from an earlier point, as a WAL replay would: applied entries are skipped. */
     size_t from = applied >= 3 * BATCH ? applied - 3 * BATCH : 0;
@@ -94,8 +94,8 @@ static void crash_round(const struct kvt_workload *w, uint64_t seed)
     got = kvt_dump(s);
     ck_assert_uint_eq(got.len, want.len);
     ck_assert(memcmp(got.data, want.data, got.len) == 0);
-    kv_buf_free(&got);
-    kv_buf_free(&want);
+    k_buf_free(&got);
+    k_buf_free(&want);
     kvt_close(&ref);
     kv_store_close(s);
     kvt_rm_rf(base);

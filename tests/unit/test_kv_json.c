@@ -8,18 +8,18 @@ Suite *test_kv_json_suite(void);
 
 static void expect_string(const char *in, size_t len, const char *want)
 {
-    struct kv_buf b = { 0 };
+    struct k_buf b = { 0 };
     kv_json_string(&b, in, len);
     ck_assert_str_eq(b.data, want);
-    kv_buf_free(&b);
+    k_buf_free(&b);
 }
 
 static void expect_time(int64_t ns, const char *want)
 {
-    struct kv_buf b = { 0 };
+    struct k_buf b = { 0 };
     kv_json_time(&b, ns);
     ck_assert_str_eq(b.data, want);
-    kv_buf_free(&b);
+    k_buf_free(&b);
 }
 
 START_TEST(test_json_escapes_html_characters_and_quotes)
@@ -69,7 +69,7 @@ START_TEST(test_json_error_omits_an_empty_cause)
     struct kv_error e = { .ecode = KV_ECODE_EVENT_INDEX_CLEARED, .index = 1167 };
     strcpy(e.cause, "the requested history has been cleared [168/5]");
     e.cause_len = strlen(e.cause);
-    struct kv_buf b = { 0 };
+    struct k_buf b = { 0 };
     kv_json_error(&e, &b);
     e.cause[0] = '\0';
     e.cause_len = 0;
@@ -81,7 +81,7 @@ START_TEST(test_json_error_omits_an_empty_cause)
                      "outdated and cleared\",\"cause\":\"the requested history has been "
                      "cleared [168/5]\",\"index\":1167}\n"
                      "{\"errorCode\":300,\"message\":\"Raft Internal Error\",\"index\":0}\n");
-    kv_buf_free(&b);
+    k_buf_free(&b);
     ck_assert_int_eq(kv_ecode_http_status(KV_ECODE_KEY_NOT_FOUND), 404);
     ck_assert_int_eq(kv_ecode_http_status(KV_ECODE_NOT_DIR), 400);
     ck_assert_int_eq(kv_ecode_http_status(KV_ECODE_NOT_FILE), 403);

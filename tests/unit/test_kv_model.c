@@ -348,7 +348,7 @@ static int m_get(struct model *m, const char *p, bool recursive, int64_t now, st
 }
 
 /* Expiry: earliest (expiration, createdIndex, depth) first, one event each. */
-static void m_sync(struct model *m, int64_t now, struct kv_buf *out)
+static void m_sync(struct model *m, int64_t now, struct k_buf *out)
 {
     for (;;) {
         struct mnode *best = NULL;
@@ -370,24 +370,24 @@ static void m_sync(struct model *m, int64_t now, struct kv_buf *out)
     }
 }
 
-static void m_render(const struct manswer *a, struct kv_buf *out)
+static void m_render(const struct manswer *a, struct k_buf *out)
 {
     char head[16];
     if (a->is_err) {
         snprintf(head, sizeof(head), "%d ", kv_ecode_http_status(a->err.ecode));
-        kv_buf_append(out, head, strlen(head));
+        k_buf_append(out, head, strlen(head));
         kv_json_error(&a->err, out);
     } else {
         snprintf(head, sizeof(head), "%d ", kv_event_http_status(a->ev));
-        kv_buf_append(out, head, strlen(head));
+        k_buf_append(out, head, strlen(head));
         kv_json_event(a->ev, false, out);
     }
 }
 
 /* Applies r to the model; renders its answer (or, for SYNC, its expire events) into out. */
-static void m_apply(struct model *m, const Kvpb__KvRequest *r, struct kv_buf *out)
+static void m_apply(struct model *m, const Kvpb__KvRequest *r, struct k_buf *out)
 {
-    kv_buf_append(out, "", 0);
+    k_buf_append(out, "", 0);
     if (r->method == KVPB__KV_METHOD__KV_METHOD_SYNC) {
         m_sync(m, r->time_ns, out);
         return;
@@ -539,10 +539,10 @@ static void run_seed(uint64_t seed, int steps)
         ck_assert_uint_eq(b.result_count, n);
         size_t ev_at = 0;
         for (size_t i = 0; i < n; i++, step++) {
-            struct kv_buf want = { 0 };
+            struct k_buf want = { 0 };
             m_apply(m, &reqs[i], &want);
-            struct kv_buf got = { 0 };
-            kv_buf_append(&got, "", 0);
+            struct k_buf got = { 0 };
+            k_buf_append(&got, "", 0);
             if (reqs[i].method == KVPB__KV_METHOD__KV_METHOD_SYNC) {
                 /* A sync's events are the batch events between the previous result's. */
                 while (ev_at < b.event_count && b.events[ev_at]->action == KV_ACTION_EXPIRE &&
@@ -555,7 +555,7 @@ static void run_seed(uint64_t seed, int steps)
                 if (b.results[i].event != NULL)
                     ck_assert_int_eq(b.results[i].event->action, b.results[i].action);
                 char *r = kvt_render(&b.results[i]);
-                kv_buf_append(&got, r, strlen(r));
+                k_buf_append(&got, r, strlen(r));
                 free(r);
                 if (b.results[i].event != NULL && b.results[i].event->action != KV_ACTION_GET)
                     ev_at++;
@@ -566,8 +566,8 @@ static void run_seed(uint64_t seed, int steps)
                              kv_action_name(KV_ACTION_NONE), want.data, got.data);
             }
             if (getenv("KV_MODEL_DEBUG")) fprintf(stderr, "%s", got.data);
-            kv_buf_free(&want);
-            kv_buf_free(&got);
+            k_buf_free(&want);
+            k_buf_free(&got);
         }
         ck_assert_uint_eq(ev_at, b.event_count);
         ck_assert_uint_eq(b.etcd_index, m->index);
@@ -577,11 +577,11 @@ static void run_seed(uint64_t seed, int steps)
     for (size_t i = 0; i < m->n; i++) {
         struct manswer a = { 0 };
         ck_assert_int_eq(m_get(m, m->nodes[i].path, true, t.now_ns, &a), 0);
-        struct kv_buf want = { 0 };
+        struct k_buf want = { 0 };
         m_render(&a, &want);
         kv_event_unref(a.ev);
         ck_assert_str_eq(kvt_req(&t, "GET", m->nodes[i].path, "recursive=true"), want.data);
-        kv_buf_free(&want);
+        k_buf_free(&want);
     }
     free(m);
     kvt_close(&t);

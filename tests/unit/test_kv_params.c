@@ -37,10 +37,10 @@ static const char *parse(enum kv_http_method m, const char *query, struct kv_par
     int rc = kv_params_parse(m, "/k", 2, p, n, 42, out, &err);
     result[0] = '\0';
     if (rc == K_EV2) {
-        struct kv_buf b = { 0 };
+        struct k_buf b = { 0 };
         kv_json_error(&err, &b);
         snprintf(result, sizeof(result), "%s", b.data);
-        kv_buf_free(&b);
+        k_buf_free(&b);
     } else {
         ck_assert_int_eq(rc, 0);
     }

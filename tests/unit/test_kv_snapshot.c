@@ -63,8 +63,8 @@ START_TEST(test_same_entries_give_byte_identical_snapshots)
     ck_assert_uint_eq(la, lb);
     ck_assert(memcmp(sa, sb, la) == 0);
     /* Other batch boundaries: same logical state (canonical dump), LMDB bytes may differ. */
-    struct kv_buf da = { 0 };
-    struct kv_buf dc = { 0 };
+    struct k_buf da = { 0 };
+    struct k_buf dc = { 0 };
     ck_assert_int_eq(kv_store_dump(a.s, kvt__dump_cb, &da), 0);
     ck_assert_int_eq(kv_store_dump(c.s, kvt__dump_cb, &dc), 0);
     ck_assert_uint_gt(da.len, 10000);
@@ -76,8 +76,8 @@ START_TEST(test_same_entries_give_byte_identical_snapshots)
     ck_assert_int_eq(kv_store_digest(c.s, &crc_c), 0);
     ck_assert_uint_eq(crc_a, crc_c);
     ck_assert_uint_eq(crc_a, k_crc32c(0, da.data, da.len));
-    kv_buf_free(&da);
-    kv_buf_free(&dc);
+    k_buf_free(&da);
+    k_buf_free(&dc);
     free(sa);
     free(sb);
     free(sc);
@@ -119,14 +119,14 @@ START_TEST(test_a_restored_snapshot_reads_and_continues_like_the_original)
     ck_assert_int_eq(kv_store_indexes(r.s, &r_applied, &r_etcd), 0);
     ck_assert_uint_eq(r_applied, applied);
     ck_assert_uint_eq(r_etcd, etcd);
-    struct kv_buf da = { 0 };
-    struct kv_buf dr = { 0 };
+    struct k_buf da = { 0 };
+    struct k_buf dr = { 0 };
     ck_assert_int_eq(kv_store_dump(a.s, kvt__dump_cb, &da), 0);
     ck_assert_int_eq(kv_store_dump(r.s, kvt__dump_cb, &dr), 0);
     ck_assert_uint_eq(da.len, dr.len);
     ck_assert(memcmp(da.data, dr.data, da.len) == 0);
-    kv_buf_free(&da);
-    kv_buf_free(&dr);
+    k_buf_free(&da);
+    k_buf_free(&dr);
     r.raft_index = a.raft_index;
     r.now_ns = a.now_ns = w.reqs[ENTRIES - 1].time_ns;
     ck_assert_str_eq(kvt_req(&r, "GET", "/", "recursive=true"),

@@ -24,8 +24,8 @@ static void seen_cb(struct kv_watcher *w, void *data)
 /* Takes every queued event of w and returns them as JSON lines. */
 static const char *drain(struct kv_watcher *w, struct seen *s)
 {
-    struct kv_buf b = { 0 };
-    kv_buf_append(&b, "", 0);
+    struct k_buf b = { 0 };
+    k_buf_append(&b, "", 0);
     struct kv_event *ev;
     while ((ev = kv_watcher_take(w)) != NULL) {
         kv_json_event(ev, false, &b);
@@ -33,7 +33,7 @@ static const char *drain(struct kv_watcher *w, struct seen *s)
     }
     ck_assert_uint_lt(b.len, sizeof(s->log));
     memcpy(s->log, b.data, b.len + 1);
-    kv_buf_free(&b);
+    k_buf_free(&b);
     return s->log;
 }
 
@@ -231,12 +231,12 @@ START_TEST(test_wait_index_older_than_1000_events_returns_401)
     struct kv_error err;
     uint64_t at;
     ck_assert_int_eq(kv_watch_add(t.hub, &o, seen_cb, NULL, &w, &at, &err), K_EV2);
-    struct kv_buf b = { 0 };
+    struct k_buf b = { 0 };
     kv_json_error(&err, &b);
     ck_assert_str_eq(b.data, "{\"errorCode\":401,\"message\":\"The event in requested index is "
                              "outdated and cleared\",\"cause\":\"the requested history has been "
                              "cleared [168/5]\",\"index\":1167}\n");
-    kv_buf_free(&b);
+    k_buf_free(&b);
     /* The oldest remembered index still works. */
     struct seen s = { 0 };
     w = watch(&t, "/w1", false, false, 168, &s, NULL);

@@ -1100,6 +1100,9 @@ static int recover(struct srv_node *n, char *err, size_t err_len)
     n->snapshot_index = snap.meta.index;
     conf_record(n, snap.meta.index, &snap.meta.conf);
     if (rec.entries_n > 0) rc = raft_storage_mem_append(n->log, rec.entries, rec.entries_n);
+    /* The WAL's commit index may lag its snapshot: commit-only hard states are not synced on
+     * their own (raft/wal.h). A snapshot only ever holds committed entries, so it is a floor. */
+    if (rec.hard_state.commit < snap.meta.index) rec.hard_state.commit = snap.meta.index;
     if (rc == 0 && rec.hard_state.term > 0)
         raft_storage_mem_set_hard_state(n->log, &rec.hard_state);
     if (rec.torn_bytes) {

@@ -13,6 +13,7 @@
 
 #include "base/alloc.h"
 #include "base/crc32c.h"
+#include "base/endian.h"
 #include "base/err.h"
 #include "base/fsutil.h"
 #include "proto/raft.pb-c.h"
@@ -30,28 +31,6 @@ struct raft_snap_writer {
     uint8_t *meta_buf;
     size_t meta_len;
 };
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 static int write_all_at(int fd, const void *buf, size_t n, uint64_t off)
 {
@@ -117,9 +96,11 @@ static int meta_decode(const uint8_t *buf, size_t len, struct raft_snapshot_meta
         if (cs->n_voters > RAFT_NODES_MAX || cs->n_learners > RAFT_NODES_MAX) {
             rc = K_ECORRUPT;
         } else {
-            for (size_t i = 0; i < cs->n_voters; i++) meta->conf.voters[i] = cs->voters[i];
+            for (size_t i = 0; i < cs->n_voters; i++)
+                meta->conf.voters[i] = cs->voters[i];
             meta->conf.voters_n = cs->n_voters;
-            for (size_t i = 0; i < cs->n_learners; i++) meta->conf.learners[i] = cs->learners[i];
+            for (size_t i = 0; i < cs->n_learners; i++)
+                meta->conf.learners[i] = cs->learners[i];
             meta->conf.learners_n = cs->n_learners;
         }
     }
@@ -209,18 +190,18 @@ int raft_snap_finish(struct raft_snap_writer *w, char *path_out, size_t path_len
     rc = crc_of_range(w->fd, data_off, data_len, &crc);
     if (rc < 0) goto fail;
     uint8_t tail[RAFT_SNAP_TAIL_BYTES];
-    put32(tail, crc);
+    k_put_le32(tail, crc);
     memcpy(tail + 4, SNAP_END, sizeof(SNAP_END));
     rc = write_all_at(w->fd, tail, sizeof(tail), (uint64_t)end);
     if (rc < 0) goto fail;
     uint8_t head[RAFT_SNAP_HEAD_BYTES] = { 0 };
     memcpy(head, SNAP_MAGIC, sizeof(SNAP_MAGIC));
-    put32(head + 8, SNAP_VERSION);
-    put32(head + 12, (uint32_t)w->meta_len);
-    put64(head + 16, data_len);
-    put64(head + 24, w->meta.index);
-    put64(head + 32, w->meta.term);
-    put32(head + 40, k_crc32c(0, head, 40));
+    k_put_le32(head + 8, SNAP_VERSION);
+    k_put_le32(head + 12, (uint32_t)w->meta_len);
+    k_put_le64(head + 16, data_len);
+    k_put_le64(head + 24, w->meta.index);
+    k_put_le64(head + 32, w->meta.term);
+    k_put_le32(head + 40, k_crc32c(0, head, 40));
     rc = write_all_at(w->fd, head, sizeof(head), 0);
     if (rc == 0 && fsync(w->fd) < 0) rc = -errno;
     if (rc < 0) goto fail;
@@ -322,19 +303,19 @@ static int snap_verify(const char *path, const struct snap_name *name, struct ra
     }
     if (rc == 0 && !why) rc = read_all_at(fd, head, sizeof(head), 0);
     if (rc == 0 && !why) {
-        uint32_t meta_len = get32(head + 12);
-        uint64_t data_len = get64(head + 16);
+        uint32_t meta_len = k_get_le32(head + 12);
+        uint64_t data_len = k_get_le64(head + 16);
         if (memcmp(head, SNAP_MAGIC, sizeof(SNAP_MAGIC)) != 0) {
             why = "not a ketch snapshot";
-        } else if (get32(head + 40) != k_crc32c(0, head, 40) || get32(head + 44) != 0) {
+        } else if (k_get_le32(head + 40) != k_crc32c(0, head, 40) || k_get_le32(head + 44) != 0) {
             why = "header checksum mismatch";
-        } else if (get32(head + 8) != SNAP_VERSION) {
+        } else if (k_get_le32(head + 8) != SNAP_VERSION) {
             why = "unknown snapshot version";
         } else if (meta_len > SNAP_META_BYTES_MAX ||
                    (uint64_t)st.st_size !=
                            RAFT_SNAP_HEAD_BYTES + meta_len + data_len + RAFT_SNAP_TAIL_BYTES) {
             why = "size does not match its header";
-        } else if (get64(head + 24) != name->index || get64(head + 32) != name->term) {
+        } else if (k_get_le64(head + 24) != name->index || k_get_le64(head + 32) != name->term) {
             why = "header does not match the file name";
         } else {
             meta_buf = k_xmalloc(meta_len ? meta_len : 1);
@@ -344,7 +325,7 @@ static int snap_verify(const char *path, const struct snap_name *name, struct ra
             if (rc == 0) rc = read_all_at(fd, tail, sizeof(tail), data_off + data_len);
             uint32_t crc = k_crc32c(0, meta_buf, meta_len);
             if (rc == 0) rc = crc_of_range(fd, data_off, data_len, &crc);
-            if (rc == 0 && (get32(tail) != crc || memcmp(tail + 4, SNAP_END, 8) != 0)) {
+            if (rc == 0 && (k_get_le32(tail) != crc || memcmp(tail + 4, SNAP_END, 8) != 0)) {
                 why = "checksum mismatch";
             } else if (rc == 0 && meta_decode(meta_buf, meta_len, &out->meta) < 0) {
                 why = "metadata does not decode";

@@ -15,6 +15,7 @@
 
 #include "base/alloc.h"
 #include "base/crc32c.h"
+#include "base/endian.h"
 #include "base/err.h"
 #include "base/fsutil.h"
 #include "proto/raft.pb-c.h"
@@ -34,10 +35,10 @@ struct raft_wal {
     struct wal_segment *segments; /* in seq order; the last one is open for appends */
     size_t segments_n;
     size_t segments_cap;
-    int fd;              /* the last segment */
-    uint64_t offset;     /* where the next record goes in it */
-    uint32_t batch;      /* number of the last batch written to it */
-    uint64_t last_index; /* index of the last entry in the log, 0 if none */
+    int fd;                            /* the last segment */
+    uint64_t offset;                   /* where the next record goes in it */
+    uint32_t batch;                    /* number of the last batch written to it */
+    uint64_t last_index;               /* index of the last entry in the log, 0 if none */
     struct raft_hard_state hard_state; /* last written */
     struct raft_hard_state pending_hs; /* newer, differs only in commit; not yet written */
     bool has_pending_hs;
@@ -49,25 +50,6 @@ struct raft_wal {
     size_t buf_cap;
     struct raft_wal_stats stats;
 };
-
-/* ---- little-endian helpers ---- */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static size_t pad8(size_t n)
 {
@@ -98,10 +80,10 @@ static void buf_record(struct raft_wal *w, enum raft_wal_record_type type, bool 
     size_t total = RAFT_WAL_HEAD_BYTES + pad8(size);
     uint8_t *head = buf_reserve(w, total);
     memset(head, 0, total);
-    put32(head + 4, (uint32_t)size);
+    k_put_le32(head + 4, (uint32_t)size);
     head[8] = (uint8_t)type;
     head[9] = batch_start ? RAFT_WAL_FLAG_BATCH_START : 0;
-    put32(head + 12, w->batch + 1);
+    k_put_le32(head + 12, w->batch + 1);
     uint8_t *payload = head + RAFT_WAL_HEAD_BYTES;
     if (msg) {
         size_t packed = protobuf_c_message_pack(msg, payload);
@@ -110,7 +92,7 @@ static void buf_record(struct raft_wal *w, enum raft_wal_record_type type, bool 
         memcpy(payload, raw, size);
     }
     uint32_t crc = k_crc32c(0, head + 4, RAFT_WAL_HEAD_BYTES - 4);
-    put32(head, k_crc32c(crc, payload, size));
+    k_put_le32(head, k_crc32c(crc, payload, size));
 }
 
 static void buf_entry(struct raft_wal *w, const struct raft_entry *e, bool batch_start)
@@ -148,8 +130,8 @@ static void buf_segment_header(struct raft_wal *w, uint64_t seq)
 {
     uint8_t payload[WAL_SEGMENT_PAYLOAD_BYTES];
     memcpy(payload, WAL_MAGIC, sizeof(WAL_MAGIC));
-    put32(payload + 8, WAL_VERSION);
-    put64(payload + 12, seq);
+    k_put_le32(payload + 8, WAL_VERSION);
+    k_put_le64(payload + 12, seq);
     buf_record(w, RAFT_WAL_RECORD_SEGMENT, true, NULL, payload, sizeof(payload));
 }
 
@@ -252,17 +234,17 @@ static bool record_at(const uint8_t *data, uint64_t size, uint64_t off, struct w
 {
     if (size - off < RAFT_WAL_HEAD_BYTES) return false;
     const uint8_t *h = data + off;
-    r->length = get32(h + 4);
+    r->length = k_get_le32(h + 4);
     r->type = h[8];
     r->flags = h[9];
-    r->batch = get32(h + 12);
+    r->batch = k_get_le32(h + 12);
     if (r->type < RAFT_WAL_RECORD_SEGMENT || r->type > RAFT_WAL_RECORD_SNAPSHOT) return false;
     if ((r->flags & ~RAFT_WAL_FLAG_BATCH_START) != 0 || h[10] != 0 || h[11] != 0) return false;
     if (r->batch == 0 || r->length > RAFT_WAL_RECORD_BYTES_MAX) return false;
     if (size - off - RAFT_WAL_HEAD_BYTES < pad8(r->length)) return false;
     r->payload = h + RAFT_WAL_HEAD_BYTES;
     uint32_t crc = k_crc32c(0, h + 4, RAFT_WAL_HEAD_BYTES - 4);
-    return k_crc32c(crc, r->payload, r->length) == get32(h);
+    return k_crc32c(crc, r->payload, r->length) == k_get_le32(h);
 }
 
 static bool all_zero(const uint8_t *p, size_t n)

@@ -7,6 +7,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/endian.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/prng.h"
@@ -73,34 +74,12 @@ struct srv_peers {
     void *closed_data;
 };
 
-static void put32(uint8_t *b, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *b, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *b)
-{
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *b)
-{
-    return (uint64_t)get32(b) | (uint64_t)get32(b + 4) << 32;
-}
-
 static struct frame *frame_new(enum frame_type type, const void *payload, size_t len)
 {
     struct frame *f = k_xmalloc(sizeof(*f) + FRAME_HEAD_BYTES + len);
     f->next = NULL;
     f->len = FRAME_HEAD_BYTES + len;
-    put32(f->bytes, (uint32_t)(len + 1));
+    k_put_le32(f->bytes, (uint32_t)(len + 1));
     f->bytes[4] = (uint8_t)type;
     if (len) memcpy(f->bytes + FRAME_HEAD_BYTES, payload, len);
     return f;
@@ -211,9 +190,9 @@ static bool check_hello(struct conn *c, const uint8_t *b, size_t len)
         reject(c, SRV_PEER_REJECT_PROTOCOL, "expected a HELLO frame");
         return false;
     }
-    uint64_t cluster = get64(b + 8);
-    uint64_t from = get64(b + 16);
-    uint64_t to = get64(b + 24);
+    uint64_t cluster = k_get_le64(b + 8);
+    uint64_t from = k_get_le64(b + 16);
+    uint64_t to = k_get_le64(b + 24);
     char text[160];
     if (cluster != p->cfg.cluster_id) {
         snprintf(text, sizeof(text), "member %llx is in cluster %llx, not %llx",
@@ -287,7 +266,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->in_len += (size_t)nread;
     size_t off = 0;
     while (!c->closing && c->in_len - off >= FRAME_HEAD_BYTES) {
-        uint32_t len = get32(c->in + off);
+        uint32_t len = k_get_le32(c->in + off);
         if (len == 0 || len > c->p->cfg.frame_bytes_max) {
             k_log_warn("peers", "dropping a peer connection: frame of %u bytes", len);
             conn_close(c);
@@ -392,9 +371,9 @@ static void on_connected(uv_connect_t *req, int status)
     struct srv_peers *p = pe->p;
     uint8_t hello[HELLO_BYTES];
     memcpy(hello, HELLO_MAGIC, sizeof(HELLO_MAGIC));
-    put64(hello + 8, p->cfg.cluster_id);
-    put64(hello + 16, p->cfg.self_id);
-    put64(hello + 24, pe->id);
+    k_put_le64(hello + 8, p->cfg.cluster_id);
+    k_put_le64(hello + 16, p->cfg.self_id);
+    k_put_le64(hello + 24, pe->id);
     pe->connected = true;
     pe->stats.connected = true;
     pe->stats.connects++;

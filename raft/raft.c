@@ -27,6 +27,7 @@ void raft_config_default(struct raft_config *c, uint64_t id)
     c->heartbeat_ticks = 1;
     c->inflight_max = 256;
     c->append_entries_max = 256;
+    c->message_bytes_max = 1 << 20;
     c->uncommitted_max = 65536;
     c->proposals_forward_max = 4096;
     c->committed_max = 4096;
@@ -267,6 +268,18 @@ static void send_snapshot(struct raft *r, struct raft__progress *pr)
     raft__progress_become_snapshot(pr, meta.index);
 }
 
+/* How many of ents[0..n) fit in bytes_max of entry data (at least one, so a big entry
+ * still goes). */
+static size_t within_bytes(const struct raft_entry *ents, size_t n, uint64_t bytes_max)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        bytes += ents[i].data_len;
+        if (i > 0 && bytes > bytes_max) return i;
+    }
+    return n;
+}
+
 static void send_append(struct raft *r, struct raft__progress *pr, bool send_if_empty)
 {
     if (raft__progress_is_paused(pr)) return;
@@ -280,6 +293,7 @@ static void send_append(struct raft *r, struct raft__progress *pr, bool send_if_
         uint64_t hi = pr->next_index + r->cfg.append_entries_max;
         if (hi > last + 1) hi = last + 1;
         rc = raft__log_span(&r->log, pr->next_index, hi, &ents, &n);
+        n = within_bytes(ents, n, r->cfg.message_bytes_max);
     }
     if (rc == K_ECOMPACTED) {
         send_snapshot(r, pr);
@@ -381,7 +395,8 @@ int raft_new(const struct raft_config *c, struct raft **out)
         return K_ECONFIG;
     }
     if (c->inflight_max == 0 || c->inflight_max > RAFT_INFLIGHT_LIMIT) return K_ECONFIG;
-    if (c->append_entries_max == 0 || c->committed_max == 0) return K_ECONFIG;
+    if (c->append_entries_max == 0 || c->committed_max == 0 || c->message_bytes_max == 0)
+        return K_ECONFIG;
     struct raft *r = k_xcalloc(1, sizeof(*r));
     r->stats.allocations++;
     r->id = c->id;
@@ -896,8 +911,10 @@ static int forward_props(struct raft *r, const struct raft_entry *e)
     if (r->out_n > 0) {
         struct raft__outmsg *last = &r->out[r->out_n - 1];
         if (last->source == RAFT__ENTS_PROPS && last->m.to == r->lead &&
-            last->ents_lo + last->m.entries_n == r->props_n) {
+            last->ents_lo + last->m.entries_n == r->props_n &&
+            r->props_last_bytes + e->data_len <= r->cfg.message_bytes_max) {
             last->m.entries_n++;
+            r->props_last_bytes += e->data_len;
             r->props_n++;
             return 0;
         }
@@ -906,6 +923,7 @@ static int forward_props(struct raft *r, const struct raft_entry *e)
     struct raft__outmsg *o = raft__send(r, &m);
     o->source = RAFT__ENTS_PROPS;
     o->ents_lo = r->props_n;
+    r->props_last_bytes = e->data_len;
     r->props_n++;
     return 0;
 }

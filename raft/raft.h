@@ -172,6 +172,8 @@ struct raft_config {
     uint32_t heartbeat_ticks;    /* leader heartbeat period; < election_ticks */
     uint32_t inflight_max;       /* unacknowledged appends per follower; 1..RAFT_INFLIGHT_LIMIT */
     uint32_t append_entries_max; /* entries per MsgApp; >= 1 */
+    uint64_t message_bytes_max;  /* entry bytes per MsgApp or forwarded MsgProp; one entry
+                                  * always goes (etcd's MaxSizePerMsg) */
     uint32_t uncommitted_max;    /* leader refuses proposals past last - commit > this */
     uint32_t proposals_forward_max;     /* a follower forwards at most this many per Ready */
     uint32_t committed_max;             /* committed entries per Ready; >= 1 */

@@ -184,7 +184,8 @@ struct raft {
     struct raft__outmsg *out;
     size_t out_n;
     size_t out_cap;
-    struct raft_entry *props; /* forwarded proposals, bytes in props_arena */
+    struct raft_entry *props;  /* forwarded proposals, bytes in props_arena */
+    uint64_t props_last_bytes; /* entry bytes in the last forwarded MsgProp */
     size_t props_n;
     size_t props_cap;
     struct raft__arena props_arena;

@@ -401,6 +401,7 @@ static void node_config(struct sim *s, struct node *n, struct raft_config *c)
     c->heartbeat_ticks = s->heartbeat_ticks;
     c->inflight_max = s->inflight_max;
     c->append_entries_max = s->append_max;
+    c->message_bytes_max = 40ull * s->append_max; /* trims some appends by bytes */
     c->uncommitted_max = 4096;
     c->proposals_forward_max = 1024;
     c->committed_max = 64;

@@ -455,6 +455,29 @@ static int op_sync(struct apply_ctx *c, const Kvpb__KvRequest *req)
  * (a fresh cluster of N members answers its first request with 2N+1, spec §3). Clients never
  * see them: the event is kept like a refresh (never delivered, skipped by waitIndex scans)
  * and nothing is stored in the tree. */
+/* Removes the internal record at path and every record under path + "/". */
+static int internal_remove_tree(struct apply_ctx *c, const uint8_t *path, size_t len)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(c->txn, c->s->dbi_internal, &cur);
+    if (rc != MDB_SUCCESS) return kv__mdb_err(rc);
+    MDB_val k = { .mv_size = len, .mv_data = (void *)path };
+    MDB_val d;
+    rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+    while (rc == MDB_SUCCESS) {
+        bool inside = k.mv_size >= len && memcmp(k.mv_data, path, len) == 0 &&
+                      (k.mv_size == len || ((const uint8_t *)k.mv_data)[len] == '/');
+        if (!inside) break;
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != MDB_SUCCESS) break;
+        k.mv_size = len;
+        k.mv_data = (void *)path;
+        rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? 0 : kv__mdb_err(rc);
+}
+
 static int op_internal(struct apply_ctx *c, const Kvpb__KvRequest *req, struct kv_event **out,
                        struct kv_error *err)
 {
@@ -462,8 +485,18 @@ static int op_internal(struct apply_ctx *c, const Kvpb__KvRequest *req, struct k
         req->path.len > KV__NODE_KEY_BYTES_MAX) {
         return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "internal key outside /0/");
     }
+    MDB_val k = { .mv_size = req->path.len, .mv_data = req->path.data };
+    int rc;
+    if (req->recursive) {
+        rc = internal_remove_tree(c, req->path.data, req->path.len);
+    } else {
+        MDB_val d = { .mv_size = req->value.len, .mv_data = req->value.data };
+        rc = mdb_put(c->txn, c->s->dbi_internal, &k, &d, 0);
+        rc = rc == MDB_SUCCESS ? 0 : kv__mdb_err(rc);
+    }
+    if (rc < 0) return rc;
     uint64_t next = c->index + 1;
-    struct kv_event *ev = kv__event_new(KV_ACTION_SET, next);
+    struct kv_event *ev = kv__event_new(req->recursive ? KV_ACTION_DELETE : KV_ACTION_SET, next);
     ev->has_node = true;
     ev->refresh = true;
     struct kv__rec r = { .created_index = next,
@@ -545,14 +578,18 @@ static int apply_one(struct apply_ctx *c, const Kvpb__KvRequest *req, struct kv_
         return rc;
     }
     if (req->method == KVPB__KV_METHOD__KV_METHOD_INTERNAL) {
-        rc = op_internal(c, req, &ev, &res->err);
-        if (rc == K_EV2) {
-            res->rc = K_EV2;
-            return 0;
+        for (const Kvpb__KvRequest *r = req; r; r = r->then) {
+            rc = op_internal(c, r, &ev, &res->err);
+            if (rc == K_EV2) {
+                res->rc = K_EV2;
+                return 0;
+            }
+            if (rc < 0) return rc;
+            kv_event_unref(res->event);
+            res->event = ev;
+            res->etcd_index = ev->index;
+            batch_add_event(c->batch, ev);
         }
-        res->event = ev;
-        res->etcd_index = ev->index;
-        batch_add_event(c->batch, ev);
         return 0;
     }
     struct kv__path p;

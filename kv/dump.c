@@ -51,6 +51,7 @@ int kv_store_dump(struct kv_store *s, kv_dump_cb cb, void *data)
     if (ret == 0) ret = cb(data, head, sizeof(head));
     if (ret == 0) ret = dump_table(txn, s->dbi_nodes, cb, data);
     if (ret == 0) ret = dump_table(txn, s->dbi_expiry, cb, data);
+    if (ret == 0) ret = dump_table(txn, s->dbi_internal, cb, data);
     mdb_txn_abort(txn);
     return ret;
 }

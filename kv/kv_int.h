@@ -45,6 +45,7 @@ struct kv_store {
     MDB_dbi dbi_nodes;
     MDB_dbi dbi_expiry;
     MDB_dbi dbi_meta;
+    MDB_dbi dbi_internal; /* etcd's /0 records: path -> value */
     struct kv_limits limits;
 };
 

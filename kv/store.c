@@ -59,6 +59,7 @@ static int store_init_dbs(struct kv_store *s)
     rc = mdb_dbi_open(txn, "nodes", MDB_CREATE, &s->dbi_nodes);
     if (rc == MDB_SUCCESS) rc = mdb_dbi_open(txn, "expiry", MDB_CREATE, &s->dbi_expiry);
     if (rc == MDB_SUCCESS) rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta);
+    if (rc == MDB_SUCCESS) rc = mdb_dbi_open(txn, "internal", MDB_CREATE, &s->dbi_internal);
     if (rc != MDB_SUCCESS) {
         mdb_txn_abort(txn);
         return rc == MDB_INCOMPATIBLE ? K_ECORRUPT : kv__mdb_err(rc);
@@ -290,4 +291,31 @@ int kv_store_restore(const struct kv_store_config *config, const char *snapshot_
         if (sync_rc < 0) return sync_rc;
     }
     return kv_store_open(config, out);
+}
+
+int kv_store_internal_scan(struct kv_store *s, const char *prefix, kv_internal_cb cb, void *data)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != MDB_SUCCESS) return kv__mdb_err(rc);
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(txn, s->dbi_internal, &cur);
+    if (rc != MDB_SUCCESS) {
+        mdb_txn_abort(txn);
+        return kv__mdb_err(rc);
+    }
+    size_t plen = strlen(prefix);
+    MDB_val k = { .mv_size = plen, .mv_data = (void *)prefix };
+    MDB_val d;
+    int ret = 0;
+    rc = mdb_cursor_get(cur, &k, &d, plen ? MDB_SET_RANGE : MDB_FIRST);
+    while (rc == MDB_SUCCESS && ret == 0) {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0) break;
+        ret = cb(data, k.mv_data, k.mv_size, d.mv_data, d.mv_size);
+        rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+    }
+    if (ret == 0 && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) ret = kv__mdb_err(rc);
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return ret;
 }

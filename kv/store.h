@@ -86,6 +86,15 @@ K_MUST_USE int kv_store_next_expiration(struct kv_store *s, bool *has, int64_t *
  * transaction; LMDB keeps the count, so this is O(1). Returns 0 or an LMDB error as -EIO. */
 K_MUST_USE int kv_store_node_count(struct kv_store *s, uint64_t *count);
 
+/* etcd's internal /0 records (member records, the cluster version) as applied from the log
+ * (proto KV_METHOD_INTERNAL). Calls cb for each record whose path starts with prefix, in path
+ * order, within one read transaction; cb returns 0 to go on. Returns 0, cb's non-zero value,
+ * or an LMDB error. */
+typedef int (*kv_internal_cb)(void *data, const char *path, size_t path_len, const char *value,
+                              size_t value_len);
+K_MUST_USE int kv_store_internal_scan(struct kv_store *s, const char *prefix, kv_internal_cb cb,
+                                      void *data);
+
 /* The limits in force (defaults filled in). */
 const struct kv_limits *kv_store_limits(const struct kv_store *s);
 

@@ -1,19 +1,30 @@
 /* The peer transport on libuv; see server/peers.h for the protocol and its bounds. */
 #include "peers.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/crc32c.h"
 #include "base/endian.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/prng.h"
 #include "base/u64map.h"
 
-enum frame_type { FRAME_HELLO = 1, FRAME_REJECT = 2, FRAME_MSG = 3 };
+enum frame_type {
+    FRAME_HELLO = 1,
+    FRAME_REJECT = 2,
+    FRAME_MSG = 3,
+    FRAME_SNAP_BEGIN = 4,
+    FRAME_SNAP_DATA = 5,
+    FRAME_SNAP_END = 6,
+};
 enum { FRAME_HEAD_BYTES = 5, HELLO_BYTES = 32, WRITE_BATCH_MAX = 64, READ_CHUNK_BYTES = 64 << 10 };
 static const char HELLO_MAGIC[8] = { 'K', 'E', 'T', 'C', 'H', 'P', 'R', '1' };
 
@@ -35,6 +46,14 @@ struct conn {
     size_t in_len;
     size_t in_cap;
     bool closing;
+    /* accepted: a snapshot being received (snap_fd >= 0) */
+    int snap_fd;
+    char *snap_path;
+    uint64_t snap_expect;
+    uint64_t snap_got;
+    uint32_t snap_crc;
+    uint8_t *snap_msg;
+    size_t snap_msg_len;
     struct conn *prev; /* accepted connections, in the transport's list */
     struct conn *next;
 };
@@ -55,6 +74,11 @@ struct peer {
     size_t writing_n;
     uv_write_t write_req;
     bool removed;
+    /* a snapshot being sent (snap_fd >= 0) */
+    int snap_fd;
+    uint64_t snap_left;
+    uint32_t snap_crc;
+    bool snap_end_queued;
     struct srv_peer_stats stats;
 };
 
@@ -72,6 +96,7 @@ struct srv_peers {
     bool closing;
     void (*closed_cb)(void *data);
     void *closed_data;
+    uint64_t snap_seq; /* names of incoming snapshot files */
 };
 
 static struct frame *frame_new(enum frame_type type, const void *payload, size_t len)
@@ -81,7 +106,7 @@ static struct frame *frame_new(enum frame_type type, const void *payload, size_t
     f->len = FRAME_HEAD_BYTES + len;
     k_put_le32(f->bytes, (uint32_t)(len + 1));
     f->bytes[4] = (uint8_t)type;
-    if (len) memcpy(f->bytes + FRAME_HEAD_BYTES, payload, len);
+    if (len && payload) memcpy(f->bytes + FRAME_HEAD_BYTES, payload, len);
     return f;
 }
 
@@ -92,6 +117,7 @@ static void maybe_free(struct srv_peers *p)
     if (!p->closing || p->handles > 0) return;
     k_u64map_deinit(&p->peers);
     k_u64map_deinit(&p->removed);
+    free((char *)p->cfg.incoming_dir);
     void (*cb)(void *) = p->closed_cb;
     void *data = p->closed_data;
     free(p);
@@ -135,14 +161,40 @@ static uint64_t frames_free(struct frame *f)
 
 static void schedule_dial(struct peer *pe);
 
+/* Drops a snapshot being received on c (the sender will try again). */
+static void snap_in_abort(struct conn *c)
+{
+    if (c->snap_fd < 0) return;
+    close(c->snap_fd);
+    c->snap_fd = -1;
+    unlink(c->snap_path);
+    free(c->snap_path);
+    c->snap_path = NULL;
+    free(c->snap_msg);
+    c->snap_msg = NULL;
+}
+
+/* Ends a snapshot being sent to pe, telling the owner how it went. */
+static void snap_out_end(struct peer *pe, bool ok)
+{
+    if (pe->snap_fd < 0) return;
+    close(pe->snap_fd);
+    pe->snap_fd = -1;
+    pe->snap_end_queued = false;
+    struct srv_peers *p = pe->p;
+    if (p->cfg.snapshot_sent_cb && !p->closing) p->cfg.snapshot_sent_cb(p->cfg.data, pe->id, ok);
+}
+
 /* Closes c; for a dialed connection the peer forgets it, drops what was queued (raft sends
  * again) and dials again after a backoff. */
 static void conn_close(struct conn *c)
 {
     if (c->closing) return;
     c->closing = true;
+    snap_in_abort(c);
     struct peer *pe = c->peer;
     if (pe && pe->conn == c) {
+        snap_out_end(pe, false);
         pe->conn = NULL;
         pe->connected = false;
         pe->stats.connected = false;
@@ -159,6 +211,7 @@ static struct conn *conn_new(struct srv_peers *p, struct peer *pe)
     struct conn *c = k_xcalloc(1, sizeof(*c));
     c->p = p;
     c->peer = pe;
+    c->snap_fd = -1;
     uv_tcp_init(p->loop, &c->tcp);
     c->tcp.data = c;
     p->handles++;
@@ -217,6 +270,81 @@ static bool check_hello(struct conn *c, const uint8_t *b, size_t len)
     return true;
 }
 
+static bool snap_in_fail(struct conn *c, const char *what, int err)
+{
+    k_log_warn("peers", "dropping a snapshot from %llx: %s%s%s", (unsigned long long)c->from, what,
+               err ? ": " : "", err ? strerror(err) : "");
+    conn_close(c);
+    return false;
+}
+
+static bool snap_in_begin(struct conn *c, const uint8_t *b, size_t len)
+{
+    struct srv_peers *p = c->p;
+    if (!p->cfg.snapshot_cb || !p->cfg.incoming_dir) return snap_in_fail(c, "not accepted here", 0);
+    if (len < 8) return snap_in_fail(c, "short SNAP_BEGIN", 0);
+    snap_in_abort(c);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/from-%llx-%llu.part", p->cfg.incoming_dir,
+             (unsigned long long)c->from, (unsigned long long)++p->snap_seq);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return snap_in_fail(c, path, errno);
+    c->snap_fd = fd;
+    c->snap_path = k_xstrdup(path);
+    c->snap_expect = k_get_le64(b);
+    c->snap_got = 0;
+    c->snap_crc = 0;
+    c->snap_msg_len = len - 8;
+    c->snap_msg = k_xmalloc(c->snap_msg_len ? c->snap_msg_len : 1);
+    memcpy(c->snap_msg, b + 8, c->snap_msg_len);
+    return true;
+}
+
+static bool snap_in_data(struct conn *c, const uint8_t *b, size_t len)
+{
+    if (c->snap_fd < 0) return snap_in_fail(c, "data without SNAP_BEGIN", 0);
+    if (len > c->snap_expect - c->snap_got) return snap_in_fail(c, "more data than announced", 0);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(c->snap_fd, b + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return snap_in_fail(c, c->snap_path, errno);
+        off += (size_t)w;
+    }
+    c->snap_crc = k_crc32c(c->snap_crc, b, len);
+    c->snap_got += len;
+    return true;
+}
+
+static bool snap_in_end(struct conn *c, const uint8_t *b, size_t len)
+{
+    if (c->snap_fd < 0 || len != 4) return snap_in_fail(c, "bad SNAP_END", 0);
+    if (c->snap_got != c->snap_expect || k_get_le32(b) != c->snap_crc)
+        return snap_in_fail(c, "length or checksum mismatch", 0);
+    if (fsync(c->snap_fd) < 0) return snap_in_fail(c, c->snap_path, errno);
+    close(c->snap_fd);
+    c->snap_fd = -1;
+    char *path = c->snap_path;
+    uint8_t *msg = c->snap_msg;
+    c->snap_path = NULL;
+    c->snap_msg = NULL;
+    k_log_info("peers", "received a snapshot of %llu bytes from %llx",
+               (unsigned long long)c->snap_got, (unsigned long long)c->from);
+    c->p->cfg.snapshot_cb(c->p->cfg.data, c->from, msg, c->snap_msg_len, path);
+    free(path);
+    free(msg);
+    return true;
+}
+
+static bool snap_in_frame(struct conn *c, uint8_t type, const uint8_t *b, size_t len)
+{
+    struct peer *pe = k_u64map_get(&c->p->peers, c->from);
+    if (pe) pe->stats.received_bytes += len;
+    if (type == FRAME_SNAP_BEGIN) return snap_in_begin(c, b, len);
+    if (type == FRAME_SNAP_DATA) return snap_in_data(c, b, len);
+    return snap_in_end(c, b, len);
+}
+
 /* Handles one complete frame; returns false if the connection was closed. */
 static bool handle_frame(struct conn *c, uint8_t type, const uint8_t *b, size_t len)
 {
@@ -238,11 +366,13 @@ static bool handle_frame(struct conn *c, uint8_t type, const uint8_t *b, size_t 
         reject(c, SRV_PEER_REJECT_PROTOCOL, "expected a HELLO frame");
         return false;
     }
-    if (type != FRAME_MSG) {
+    if (k_u64map_get(&p->removed, c->from)) { /* removed after this connection was made */
         conn_close(c);
         return false;
     }
-    if (k_u64map_get(&p->removed, c->from)) { /* removed after this connection was made */
+    if (type == FRAME_SNAP_BEGIN || type == FRAME_SNAP_DATA || type == FRAME_SNAP_END)
+        return snap_in_frame(c, type, b, len);
+    if (type != FRAME_MSG) {
         conn_close(c);
         return false;
     }
@@ -288,16 +418,23 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void flush(struct peer *pe);
 
+static void snap_pump(struct peer *pe);
+
 static void on_written(uv_write_t *req, int status)
 {
     struct peer *pe = req->data;
-    for (size_t i = 0; i < pe->writing_n; i++)
+    bool snap_done = false;
+    for (size_t i = 0; i < pe->writing_n; i++) {
+        snap_done |= pe->writing[i]->bytes[4] == FRAME_SNAP_END;
         free(pe->writing[i]);
+    }
     pe->writing_n = 0;
     if (status < 0) {
         if (pe->conn) conn_close(pe->conn);
         return;
     }
+    if (snap_done) snap_out_end(pe, true);
+    snap_pump(pe);
     flush(pe);
 }
 
@@ -340,6 +477,43 @@ static void enqueue(struct peer *pe, struct frame *f, bool front)
         pe->tail = f;
     }
     pe->queued_bytes += f->len;
+}
+
+/* Queues the next pieces of the snapshot being sent while the queue is short. */
+static void snap_pump(struct peer *pe)
+{
+    while (pe->snap_fd >= 0 && !pe->snap_end_queued && pe->connected &&
+           pe->queued_bytes < SRV_PEER_SNAP_QUEUE_LOW) {
+        if (pe->snap_left == 0) {
+            uint8_t crc[4];
+            k_put_le32(crc, pe->snap_crc);
+            enqueue(pe, frame_new(FRAME_SNAP_END, crc, sizeof(crc)), false);
+            pe->snap_end_queued = true;
+            break;
+        }
+        size_t want = pe->snap_left < SRV_PEER_SNAP_CHUNK_BYTES ? (size_t)pe->snap_left
+                                                                 : SRV_PEER_SNAP_CHUNK_BYTES;
+        struct frame *f = frame_new(FRAME_SNAP_DATA, NULL, want);
+        ssize_t got;
+        do {
+            got = read(pe->snap_fd, f->bytes + FRAME_HEAD_BYTES, want);
+        } while (got < 0 && errno == EINTR);
+        if (got <= 0) {
+            k_log_warn("peers", "cannot read the snapshot for %llx: %s", (unsigned long long)pe->id,
+                       got < 0 ? strerror(errno) : "file shorter than it was");
+            free(f);
+            snap_out_end(pe, false);
+            if (pe->conn) conn_close(pe->conn); /* the receiver must not wait for the rest */
+            return;
+        }
+        /* A short read leaves a shorter frame: fix its length. */
+        f->len = FRAME_HEAD_BYTES + (size_t)got;
+        k_put_le32(f->bytes, (uint32_t)got + 1);
+        pe->snap_crc = k_crc32c(pe->snap_crc, f->bytes + FRAME_HEAD_BYTES, (size_t)got);
+        pe->snap_left -= (uint64_t)got;
+        pe->stats.sent_bytes += (uint64_t)got;
+        enqueue(pe, f, false);
+    }
 }
 
 /* ---- dialing ---- */
@@ -454,6 +628,7 @@ int srv_peers_new(uv_loop_t *loop, const struct srv_peers_config *cfg, struct sr
     if (!p->cfg.frame_bytes_max) p->cfg.frame_bytes_max = SRV_PEER_FRAME_BYTES_MAX;
     if (!p->cfg.backoff_min_ms) p->cfg.backoff_min_ms = SRV_PEER_BACKOFF_MIN_MS;
     if (!p->cfg.backoff_max_ms) p->cfg.backoff_max_ms = SRV_PEER_BACKOFF_MAX_MS;
+    p->cfg.incoming_dir = cfg->incoming_dir ? k_xstrdup(cfg->incoming_dir) : NULL;
     k_u64map_init(&p->peers);
     k_u64map_init(&p->removed);
     k_prng_init(&p->prng, cfg->self_id ^ k_mono_ns());
@@ -505,6 +680,7 @@ int srv_peers_add(struct srv_peers *p, uint64_t id, const char *ip, uint16_t por
     pe->p = p;
     pe->id = id;
     pe->addr = addr;
+    pe->snap_fd = -1;
     uv_timer_init(p->loop, &pe->retry);
     pe->retry.data = pe;
     p->handles++;
@@ -536,6 +712,7 @@ static void peer_drop(struct peer *pe)
     }
     pe->stats.dropped_messages += frames_free(pe->head);
     pe->head = pe->tail = NULL;
+    snap_out_end(pe, false);
     uv_close((uv_handle_t *)&pe->retry, on_peer_timer_closed);
 }
 
@@ -562,6 +739,39 @@ int srv_peers_send(struct srv_peers *p, uint64_t to, const uint8_t *msg, size_t 
     enqueue(pe, frame_new(FRAME_MSG, msg, len), false);
     pe->stats.sent_messages++;
     pe->stats.sent_bytes += len;
+    flush(pe);
+    return 0;
+}
+
+int srv_peers_send_snapshot(struct srv_peers *p, uint64_t to, const uint8_t *msg, size_t len,
+                            const char *path)
+{
+    struct peer *pe = k_u64map_get(&p->peers, to);
+    if (!pe) return K_ENOTFOUND;
+    if (!pe->connected) return K_EUNAVAILABLE;
+    if (pe->snap_fd >= 0) return K_EBUSY;
+    if (len + 9 > p->cfg.frame_bytes_max) return K_ELIMIT;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    uint8_t *begin = k_xmalloc(8 + len);
+    k_put_le64(begin, (uint64_t)size);
+    memcpy(begin + 8, msg, len);
+    enqueue(pe, frame_new(FRAME_SNAP_BEGIN, begin, 8 + len), false);
+    free(begin);
+    pe->snap_fd = fd;
+    pe->snap_left = (uint64_t)size;
+    pe->snap_crc = 0;
+    pe->snap_end_queued = false;
+    pe->stats.sent_messages++;
+    k_log_info("peers", "sending snapshot %s (%lld bytes) to %llx", path, (long long)size,
+               (unsigned long long)to);
+    snap_pump(pe);
     flush(pe);
     return 0;
 }

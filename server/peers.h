@@ -7,6 +7,10 @@
  *   HELLO  (dialer, first frame): "KETCHPR1", u64 cluster id, u64 from, u64 to
  *   REJECT (acceptor, then close): u8 reason, text
  *   MSG    an encoded raft message (raft/codec.h), opaque here
+ *   SNAP_BEGIN  u64 bytes of snapshot data to follow, then the encoded MsgSnap
+ *   SNAP_DATA   the next piece of the snapshot data (at most SRV_PEER_SNAP_CHUNK_BYTES)
+ *   SNAP_END    u32 CRC32C of all the data; the receiver hands the snapshot over only if
+ *               the length and the checksum match
  * The acceptor checks the HELLO: another cluster's member, a message meant for another
  * member, or a member that was removed is refused with a REJECT saying why.
  *
@@ -15,8 +19,13 @@
  * nothing queues without bound). A frame longer than frame_bytes_max is a protocol error.
  * Reconnects back off exponentially, with jitter, between backoff_min_ms and backoff_max_ms.
  *
- * Threading: the loop thread only. Not here: TLS (comes with the peer TLS flags), snapshot
- * streaming (its own frames, later), what messages mean (server/node.c). */
+ * Snapshots stream from a file on the sending side into a file on the receiving side, a
+ * chunk at a time, read only while the peer's queue is short, so neither side holds one whole
+ * in memory. MSG frames keep flowing between the chunks on the same connection. One snapshot
+ * per peer at a time.
+ *
+ * Threading: the loop thread only. Not here: TLS (comes with the peer TLS flags), what
+ * messages mean (server/node.c). */
 #ifndef KETCH_SERVER_PEERS_H
 #define KETCH_SERVER_PEERS_H
 
@@ -33,6 +42,8 @@ enum {
     SRV_PEER_BACKOFF_MIN_MS = 50,
     SRV_PEER_BACKOFF_MAX_MS = 2000,
     SRV_PEER_MAX = 64,
+    SRV_PEER_SNAP_CHUNK_BYTES = 256 << 10,
+    SRV_PEER_SNAP_QUEUE_LOW = 1 << 20, /* the next chunk is read once the queue is below */
 };
 
 enum srv_peer_reject {
@@ -48,6 +59,14 @@ typedef void (*srv_peers_recv_cb)(void *data, uint64_t from, const uint8_t *msg,
 typedef void (*srv_peers_rejected_cb)(void *data, uint64_t peer, enum srv_peer_reject reason,
                                       const char *text);
 
+/* A snapshot arrived from member from: msg is its encoded MsgSnap (borrowed for the call),
+ * path a file holding the data, fsynced, whose length and checksum matched. The callee owns
+ * the file from then on (rename or unlink it). */
+typedef void (*srv_peers_snapshot_cb)(void *data, uint64_t from, const uint8_t *msg, size_t len,
+                                      const char *path);
+/* A snapshot given to srv_peers_send_snapshot went out whole (ok) or did not. */
+typedef void (*srv_peers_snapshot_sent_cb)(void *data, uint64_t to, bool ok);
+
 struct srv_peers_config {
     uint64_t self_id;
     uint64_t cluster_id;
@@ -57,6 +76,9 @@ struct srv_peers_config {
     uint64_t backoff_max_ms; /* 0 = SRV_PEER_BACKOFF_MAX_MS */
     srv_peers_recv_cb recv_cb;
     srv_peers_rejected_cb rejected_cb; /* may be NULL */
+    srv_peers_snapshot_cb snapshot_cb;           /* NULL: snapshots are refused */
+    srv_peers_snapshot_sent_cb snapshot_sent_cb; /* may be NULL */
+    const char *incoming_dir; /* where arriving snapshots are written; copied */
     void *data;
 };
 
@@ -91,6 +113,13 @@ void srv_peers_remove(struct srv_peers *p, uint64_t id);
  * K_EUNAVAILABLE when the peer is not connected; K_ELIMIT when its queue is full. The last
  * two drop the message (counted); raft sends again. */
 K_MUST_USE int srv_peers_send(struct srv_peers *p, uint64_t to, const uint8_t *msg, size_t len);
+
+/* Streams the file at path to peer to, after a SNAP_BEGIN carrying msg (copied); calls
+ * snapshot_sent_cb when done. Returns 0; K_ENOTFOUND, K_EUNAVAILABLE (not connected), K_EBUSY
+ * (a snapshot to that peer is under way), or a negative errno for the file; on an error
+ * snapshot_sent_cb is not called. */
+K_MUST_USE int srv_peers_send_snapshot(struct srv_peers *p, uint64_t to, const uint8_t *msg,
+                                       size_t len, const char *path);
 
 /* Fills *out for peer id; false if unknown. */
 bool srv_peers_stats(const struct srv_peers *p, uint64_t id, struct srv_peer_stats *out);

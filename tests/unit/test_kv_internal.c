@@ -117,6 +117,72 @@ START_TEST(test_node_count_counts_files_and_dirs_but_not_internal_records)
 }
 END_TEST
 
+static int collect(void *data, const char *path, size_t plen, const char *value, size_t vlen)
+{
+    struct k_buf *b = data;
+    k_buf_append(b, path, plen);
+    k_buf_append(b, "=", 1);
+    k_buf_append(b, value, vlen);
+    k_buf_append(b, ";", 1);
+    return 0;
+}
+
+static const char *scan(struct kvt *t, const char *prefix)
+{
+    struct k_buf b = { 0 };
+    k_buf_append(&b, "", 0);
+    ck_assert_int_eq(kv_store_internal_scan(t->s, prefix, collect, &b), 0);
+    return kvt_keep(t, b.data ? b.data : k_xstrdup(""));
+}
+
+/* etcd removes a member with two store writes in one raft entry: the member's records go, a
+ * removed_members record comes; each takes an index. */
+START_TEST(test_internal_records_are_kept_and_removal_chains_two_writes)
+{
+    struct kvt t;
+    kvt_open(&t);
+    bootstrap_like_etcd(&t);
+    kvt_req(&t, "INTERNAL", "/0/members/2e1259d415f2a041/raftAttributes",
+            "value={\"peerURLs\":[]}");
+    ck_assert_str_eq(scan(&t, "/0/members/2e1259d415f2a040/"),
+                     "/0/members/2e1259d415f2a040/attributes={\"name\":\"n1\",\"clientURLs\":"
+                     "[\"http://127.0.0.1:2379\"]};/0/members/2e1259d415f2a040/raftAttributes="
+                     "{\"peerURLs\":[\"http://127.0.0.1:2380\"]};");
+    Kvpb__KvRequest second = KVPB__KV_REQUEST__INIT;
+    second.method = KVPB__KV_METHOD__KV_METHOD_INTERNAL;
+    second.path.data = (uint8_t *)"/0/removed_members/2e1259d415f2a040";
+    second.path.len = strlen((const char *)second.path.data);
+    second.value.data = (uint8_t *)"removed";
+    second.value.len = 7;
+    Kvpb__KvRequest first = KVPB__KV_REQUEST__INIT;
+    first.id = 77;
+    first.method = KVPB__KV_METHOD__KV_METHOD_INTERNAL;
+    first.path.data = (uint8_t *)"/0/members/2e1259d415f2a040";
+    first.path.len = strlen((const char *)first.path.data);
+    first.recursive = true;
+    first.then = &second;
+    uint8_t buf[256];
+    size_t len = kvpb__kv_request__pack(&first, buf);
+    struct kv_entry e = { .raft_index = ++t.raft_index, .data = buf, .len = len };
+    struct kv_batch b;
+    ck_assert_int_eq(kv_apply_batch(t.s, &e, 1, &b), 0);
+    ck_assert_uint_eq(b.event_count, 2);
+    ck_assert_uint_eq(b.results[0].request_id, 77);
+    ck_assert_uint_eq(b.results[0].etcd_index, 6);
+    kv_watch_hub_publish(t.hub, b.events, b.event_count);
+    kv_batch_free(&b);
+    /* The other member, whose id shares a prefix, keeps its record. */
+    ck_assert_str_eq(scan(&t, "/0/members/"),
+                     "/0/members/2e1259d415f2a041/raftAttributes={\"peerURLs\":[]};");
+    ck_assert_str_eq(scan(&t, "/0/removed_members/"),
+                     "/0/removed_members/2e1259d415f2a040=removed;");
+    ck_assert_str_eq(kvt_req(&t, "PUT", "/foo", "value=bar"),
+                     "201 {\"action\":\"set\",\"node\":{\"key\":\"/foo\",\"value\":\"bar\","
+                     "\"modifiedIndex\":7,\"createdIndex\":7}}\n");
+    kvt_close(&t);
+}
+END_TEST
+
 Suite *test_kv_internal_suite(void)
 {
     Suite *s = suite_create("kv_internal");
@@ -126,6 +192,7 @@ Suite *test_kv_internal_suite(void)
     tcase_add_test(tc, test_internal_writes_wake_no_watcher_and_no_history_scan);
     tcase_add_test(tc, test_internal_write_outside_0_is_refused);
     tcase_add_test(tc, test_node_count_counts_files_and_dirs_but_not_internal_records);
+    tcase_add_test(tc, test_internal_records_are_kept_and_removal_chains_two_writes);
     suite_add_tcase(s, tc);
     return s;
 }

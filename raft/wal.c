@@ -382,6 +382,9 @@ static int read_record(struct wal_reader *rd, const struct wal_record *r, uint64
             w->snapshot_index = pm->index;
             w->snapshot_term = pm->term;
         }
+        /* A snapshot installed from the leader may lie ahead of this log: the entries that
+         * follow continue from it. */
+        if (pm->index > w->last_index) w->last_index = pm->index;
         raftpb__snapshot_metadata__free_unpacked(pm, NULL);
         return 0;
     }

@@ -40,6 +40,21 @@ enum {
     SRV_NODE_CATCHUP_ENTRIES = 5000, /* entries kept in memory behind a snapshot (etcd's) */
 };
 
+/* How the node reaches its peers (server/cluster.c wires server/peers.c). All on the loop
+ * thread. */
+struct srv_node_transport {
+    void *data;
+    /* Queues an encoded raft message for member to. Returns 0, or a negative code when it was
+     * dropped (raft sends again). */
+    int (*send)(void *data, uint64_t to, const uint8_t *msg, size_t len);
+    /* Streams the snapshot file at path to member to, announced by msg (its encoded MsgSnap);
+     * the transport then calls srv_node_snapshot_sent. Returns 0 or a negative code. */
+    int (*send_snapshot)(void *data, uint64_t to, const uint8_t *msg, size_t len,
+                         const char *path);
+    /* The member registry in the store changed (a conf change or a snapshot applied). */
+    void (*members_changed)(void *data);
+};
+
 /* One of etcd's internal /0 records (proto KV_METHOD_INTERNAL). */
 struct srv_internal_record {
     const char *path;  /* "/0/members/<id>/raftAttributes", "/0/version", ... */
@@ -49,8 +64,10 @@ struct srv_internal_record {
 struct srv_node_config {
     uint64_t id; /* this member */
     uint64_t cluster_id;
-    const uint64_t *voters; /* the initial cluster, for a first start */
+    const uint64_t *voters; /* the initial cluster, for a first start; none: this member
+                             * joins a running cluster and waits for its leader */
     size_t voters_n;
+    const struct srv_node_transport *transport; /* NULL for a member without peers */
     uint32_t heartbeat_ms;
     uint32_t election_ms;        /* >= 5 * heartbeat_ms */
     uint64_t snapshot_count;     /* applied entries between snapshots */
@@ -86,7 +103,9 @@ struct srv_wait {
     uint64_t id;          /* request id of a write; read batch context of a read */
     uint64_t read_index;  /* a read: the index to apply before answering, 0 until known */
     uint64_t deadline_ms; /* loop time at which it fails */
-    uint8_t *proposal;    /* a write not yet handed to raft: its encoded KvRequest */
+    uint8_t *proposal;    /* a write not yet handed to raft: its encoded KvRequest, or
+                           * ConfChange when conf_change */
+    bool conf_change;
     size_t proposal_len;
     int state;
     struct srv_wait *prev; /* in the node's list of its state */
@@ -103,6 +122,8 @@ struct srv_node_status {
     uint64_t applied_index;
     uint64_t etcd_index; /* the store index the watch hub has seen */
     enum raft_state state;
+    uint64_t append_received; /* MsgApp received (recvAppendRequestCnt) */
+    uint64_t append_sent;     /* MsgApp sent (sendAppendRequestCnt) */
     uint64_t leader_since_ms;     /* loop time the current leader was first seen */
     int64_t leader_since_wall_ns; /* the same, as Unix time (for /v2/stats/self) */
 };
@@ -119,6 +140,44 @@ K_MUST_USE int srv_node_start(uv_loop_t *loop, const struct srv_node_config *cfg
 /* Proposes req (its id is assigned here) and calls w->cb when its entry is applied or it
  * fails. The request is encoded at once; req is borrowed for the call. */
 void srv_node_propose(struct srv_node *n, Kvpb__KvRequest *req, struct srv_wait *w);
+
+/* Proposes a membership change (its id is assigned here; context is etcd's raftAttributes
+ * JSON for an add or update) and calls w->cb when its entry is applied: res->event is NULL
+ * if the change was refused (it was invalid by the time it applied). */
+void srv_node_propose_conf_change(struct srv_node *n, enum raft_conf_change_type type,
+                                  uint64_t node_id, const char *context, struct srv_wait *w);
+
+/* Proposes one of etcd's internal writes (a member publishing its attributes). */
+void srv_node_propose_internal(struct srv_node *n, const char *path, const char *value,
+                               struct srv_wait *w);
+
+/* A raft message arrived from a peer (bytes borrowed for the call). */
+void srv_node_receive(struct srv_node *n, const uint8_t *msg, size_t len);
+
+/* A snapshot arrived: msg is its MsgSnap, path a file with its data (the node takes it). */
+void srv_node_receive_snapshot(struct srv_node *n, const uint8_t *msg, size_t len,
+                               const char *path);
+
+/* The transport finished streaming a snapshot to member to. */
+void srv_node_snapshot_sent(struct srv_node *n, uint64_t to, bool ok);
+
+/* What the leader knows of a follower, for /v2/stats/leader. Latency is the round trip of
+ * heartbeats, in milliseconds. */
+struct srv_node_follower {
+    uint64_t id;
+    double latency_current;
+    double latency_average;
+    double latency_stddev;
+    double latency_min;
+    double latency_max;
+    uint64_t success; /* appends acknowledged */
+    uint64_t fail;    /* appends refused, or messages the transport dropped */
+};
+/* Fills out (at most cap) with the followers; returns how many. 0 when not the leader. */
+size_t srv_node_followers(const struct srv_node *n, struct srv_node_follower *out, size_t cap);
+
+/* Where a snapshot arriving from a peer is written before the node takes it. */
+const char *srv_node_incoming_dir(const struct srv_node *n);
 
 /* Waits until a linearizable read may be served from the local store (ReadIndex, then the
  * apply of everything up to it), then calls w->cb with rc 0. */

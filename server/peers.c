@@ -492,7 +492,7 @@ static void snap_pump(struct peer *pe)
             break;
         }
         size_t want = pe->snap_left < SRV_PEER_SNAP_CHUNK_BYTES ? (size_t)pe->snap_left
-                                                                 : SRV_PEER_SNAP_CHUNK_BYTES;
+                                                                : SRV_PEER_SNAP_CHUNK_BYTES;
         struct frame *f = frame_new(FRAME_SNAP_DATA, NULL, want);
         ssize_t got;
         do {

@@ -75,10 +75,10 @@ struct srv_peers_config {
     uint64_t backoff_min_ms; /* 0 = SRV_PEER_BACKOFF_MIN_MS */
     uint64_t backoff_max_ms; /* 0 = SRV_PEER_BACKOFF_MAX_MS */
     srv_peers_recv_cb recv_cb;
-    srv_peers_rejected_cb rejected_cb; /* may be NULL */
+    srv_peers_rejected_cb rejected_cb;           /* may be NULL */
     srv_peers_snapshot_cb snapshot_cb;           /* NULL: snapshots are refused */
     srv_peers_snapshot_sent_cb snapshot_sent_cb; /* may be NULL */
-    const char *incoming_dir; /* where arriving snapshots are written; copied */
+    const char *incoming_dir;                    /* where arriving snapshots are written; copied */
     void *data;
 };
 

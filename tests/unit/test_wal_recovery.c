@@ -276,6 +276,24 @@ START_TEST(test_wal_rolls_segments_and_releases_those_behind_a_snapshot)
 }
 END_TEST
 
+/* A follower that fell behind installs the leader's snapshot at 100 while its log ends at 20;
+ * its log then goes on at 101. */
+START_TEST(test_wal_entries_may_follow_a_snapshot_marker_ahead_of_the_log)
+{
+    struct raft_wal_recovery rec;
+    struct raft_wal *w = open_ok(0, &rec, 0);
+    raft_wal_recovery_free(&rec);
+    write_range(w, 1, 20, 1);
+    ck_assert_int_eq(raft_wal_mark_snapshot(w, 100, 1), 0);
+    write_range(w, 101, 110, 1);
+    ck_assert_int_eq(raft_wal_close(w), 0);
+    w = open_ok(100, &rec, 0);
+    check_entries(&rec, 101, 110, term_one);
+    raft_wal_recovery_free(&rec);
+    ck_assert_int_eq(raft_wal_close(w), 0);
+}
+END_TEST
+
 START_TEST(test_wal_marker_newer_than_snapshot_file_is_refused)
 {
     struct raft_wal_recovery rec;
@@ -377,6 +395,7 @@ Suite *test_wal_recovery_suite(void)
     tcase_add_test(tc, test_wal_flipped_byte_in_synced_data_refuses_to_open);
     tcase_add_test(tc, test_wal_rolls_segments_and_releases_those_behind_a_snapshot);
     tcase_add_test(tc, test_wal_marker_newer_than_snapshot_file_is_refused);
+    tcase_add_test(tc, test_wal_entries_may_follow_a_snapshot_marker_ahead_of_the_log);
     tcase_add_test(tc, test_wal_missing_middle_segment_is_refused);
     tcase_add_test(tc, test_wal_removes_segment_whose_creation_was_torn);
     tcase_add_test(tc, test_wal_defers_commit_only_hard_state_until_next_batch_or_close);

@@ -21,15 +21,21 @@
 #include "base/version.h"
 #include "kv/json.h"
 #include "server/api.h"
+#include "server/cluster.h"
 #include "server/config.h"
 #include "server/data_dir.h"
 #include "server/member_id.h"
+#include "server/members.h"
 #include "server/metrics.h"
 #include "server/node.h"
 
 extern char **environ;
 
-enum { DRAIN_MS = 200 };
+enum {
+    DRAIN_MS = 200,
+    REMOVED_EXIT_DELAY_MS = 1000, /* lets the removal's commit reach the others (etcd: 1 s) */
+    PUBLISH_RETRY_MS = 500,
+};
 
 struct ketchd {
     uv_loop_t *loop;
@@ -37,13 +43,20 @@ struct ketchd {
     struct srv_data_dir dir;
     struct srv_metrics metrics;
     struct srv_node *node;
+    struct srv_cluster *cluster;
+    uint64_t self_id;
     struct srv_api api;
     struct srv_http_server *servers[SRV_URL_LIST_MAX];
     size_t servers_n;
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_timer_t drain;
+    uv_timer_t removed_timer;
+    uv_timer_t publish_timer;
     struct srv_wait barrier; /* the start-up read that gates serving clients */
+    struct srv_wait publish; /* this member's attributes, written at every start as etcd does */
+    bool publishing;
+    bool removed;
     int exit_status;
     bool stopping;
 };
@@ -57,50 +70,32 @@ static void print_version(void)
 
 /* The member's identity: read back on a restart, computed from the flags the first time
  * exactly as etcd computes it (spec §2). */
-static int identity_for(struct ketchd *k, struct srv_identity *id, uint64_t *voters,
-                        size_t *voters_n)
+static int identity_for(struct ketchd *k, struct srv_identity *id, uint64_t *initial_ids,
+                        size_t *voters_n, char *err, size_t err_len)
 {
     const struct srv_config *c = &k->cfg;
-    *voters_n = 0;
     for (size_t i = 0; i < c->initial_member_count; i++) {
-        voters[(*voters_n)++] =
+        initial_ids[i] =
                 srv_member_id_compute(&c->initial_members[i].peer_urls, c->initial_cluster_token);
     }
+    *voters_n = c->initial_member_count;
     if (k->dir.has_identity) {
+        /* The configuration is in the data dir from now on (a member that joined and has not
+         * yet received its first snapshot waits for the leader again). */
         *id = k->dir.identity;
+        *voters_n = 0;
         return 0;
     }
     memset(id, 0, sizeof(*id));
     snprintf(id->name, sizeof(id->name), "%s", c->name);
+    if (c->initial_cluster_state == SRV_CLUSTER_STATE_EXISTING) {
+        *voters_n = 0;
+        return srv_cluster_join_lookup(c, &id->member_id, &id->cluster_id, err, err_len);
+    }
     id->member_id =
             srv_member_id_compute(&c->initial_advertise_peer_urls, c->initial_cluster_token);
-    id->cluster_id = srv_cluster_id_compute(voters, *voters_n);
+    id->cluster_id = srv_cluster_id_compute(initial_ids, c->initial_member_count);
     return 0;
-}
-
-/* Resolves host (a name such as "localhost", or an address) to a numeric IP string. */
-static int resolve(const char *host, char *out, size_t out_len)
-{
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    struct addrinfo *res = NULL;
-    if (getaddrinfo(host, "0", &hints, &res) != 0 || !res) return K_ECONFIG;
-    /* Prefer IPv4, as etcd's default "localhost" ends up on 127.0.0.1. */
-    struct addrinfo *pick = res;
-    for (struct addrinfo *a = res; a; a = a->ai_next) {
-        if (a->ai_family == AF_INET) {
-            pick = a;
-            break;
-        }
-    }
-    const void *addr = pick->ai_family == AF_INET
-                               ? (const void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr
-                               : (const void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr;
-    bool ok = inet_ntop(pick->ai_family, addr, out, (socklen_t)out_len) != NULL;
-    freeaddrinfo(res);
-    return ok ? 0 : K_ECONFIG;
 }
 
 static int listen_clients(struct ketchd *k, char *err, size_t err_len)
@@ -116,7 +111,7 @@ static int listen_clients(struct ketchd *k, char *err, size_t err_len)
             return K_ECONFIG;
         }
         char ip[64];
-        if (resolve(u->host, ip, sizeof(ip)) < 0) {
+        if (srv_resolve_host(u->host, ip, sizeof(ip)) < 0) {
             snprintf(err, err_len, "cannot resolve %s in --listen-client-urls", u->host);
             return K_ECONFIG;
         }
@@ -150,6 +145,8 @@ static void on_drained(uv_timer_t *t)
         srv_http_server_close(k->servers[i], NULL, NULL);
     k->servers_n = 0;
     uv_close((uv_handle_t *)&k->drain, NULL);
+    uv_close((uv_handle_t *)&k->removed_timer, NULL);
+    uv_close((uv_handle_t *)&k->publish_timer, NULL);
     uv_close((uv_handle_t *)&k->sigterm, NULL);
     uv_close((uv_handle_t *)&k->sigint, NULL);
 }
@@ -169,6 +166,12 @@ static void stop(struct ketchd *k, const char *why)
             k->exit_status = 1;
         }
     }
+    if (k->cluster) {
+        srv_cluster_close(k->cluster, NULL, NULL);
+        k->cluster = NULL;
+    }
+    uv_timer_stop(&k->removed_timer);
+    uv_timer_stop(&k->publish_timer);
     /* Give the answers just queued (waiting requests failed by the stop) a moment to leave
      * before the connections are closed. */
     uv_timer_init(k->loop, &k->drain);
@@ -182,45 +185,22 @@ static void on_signal(uv_signal_t *s, int signum)
 }
 
 /* etcd's records for a new cluster, as its bootstrap writes them under /0: each member's
- * raftAttributes, this member's attributes, the cluster version. Strings are in out's
- * buffers (freed with free_records). */
-static size_t build_records(const struct ketchd *k, const uint64_t *voters, uint64_t self,
+ * raftAttributes and the cluster version. (Each member publishes its own attributes once it
+ * serves: publish_attributes.) Strings are in out's buffers (freed with free_records). */
+static size_t build_records(const struct ketchd *k, const uint64_t *ids, size_t ids_n,
                             struct srv_internal_record *out, size_t cap)
 {
     const struct srv_config *c = &k->cfg;
     size_t n = 0;
-    char id[17];
     char path[128];
-    for (size_t i = 0; i < c->initial_member_count && n + 2 < cap; i++) {
+    for (size_t i = 0; i < ids_n && n + 1 < cap; i++) {
         struct k_buf v = { 0 };
-        k_buf_append(&v, "{\"peerURLs\":[", 13);
-        const struct srv_url_list *u = &c->initial_members[i].peer_urls;
-        for (size_t j = 0; j < u->count; j++) {
-            if (j) k_buf_append(&v, ",", 1);
-            kv_json_string(&v, u->urls[j].text, strlen(u->urls[j].text));
-        }
-        k_buf_append(&v, "]}", 2);
-        srv_id_format(voters[i], id);
-        snprintf(path, sizeof(path), "/0/members/%s/raftAttributes", id);
+        srv_member_raft_attributes_json(&c->initial_members[i].peer_urls, &v);
+        srv_member_path(ids[i], "raftAttributes", path, sizeof(path));
         out[n].path = k_xstrdup(path);
         out[n].value = v.data;
         n++;
     }
-    struct k_buf v = { 0 };
-    k_buf_append(&v, "{\"name\":", 8);
-    kv_json_string(&v, c->name, strlen(c->name));
-    k_buf_append(&v, ",\"clientURLs\":[", 15);
-    for (size_t j = 0; j < c->advertise_client_urls.count; j++) {
-        if (j) k_buf_append(&v, ",", 1);
-        const char *t = c->advertise_client_urls.urls[j].text;
-        kv_json_string(&v, t, strlen(t));
-    }
-    k_buf_append(&v, "]}", 2);
-    srv_id_format(self, id);
-    snprintf(path, sizeof(path), "/0/members/%s/attributes", id);
-    out[n].path = k_xstrdup(path);
-    out[n].value = v.data;
-    n++;
     out[n].path = k_xstrdup("/0/version");
     out[n].value = k_xstrdup(KETCH_ETCD_CLUSTER_VERSION);
     n++;
@@ -236,6 +216,56 @@ static void free_records(struct srv_internal_record *r, size_t n)
 }
 
 static void on_barrier(struct srv_wait *w, int rc, const struct kv_result *res);
+static void publish_attributes(struct ketchd *k);
+
+static void on_publish_retry(uv_timer_t *t)
+{
+    publish_attributes(t->data);
+}
+
+static void on_published(struct srv_wait *w, int rc, const struct kv_result *res)
+{
+    (void)res;
+    struct ketchd *k = w->data;
+    k->publishing = false;
+    if (k->stopping) return;
+    if (rc < 0) {
+        uv_timer_start(&k->publish_timer, on_publish_retry, PUBLISH_RETRY_MS, 0);
+        return;
+    }
+    k_log_info("server", "published name %s and client URLs to the cluster", k->cfg.name);
+}
+
+/* Writes this member's name and client URLs through raft, as etcd does at every start. */
+static void publish_attributes(struct ketchd *k)
+{
+    if (k->stopping || k->publishing) return;
+    struct k_buf v = { 0 };
+    srv_member_attributes_json(k->cfg.name, &k->cfg.advertise_client_urls, &v);
+    char path[128];
+    srv_member_path(k->self_id, "attributes", path, sizeof(path));
+    k->publish.cb = on_published;
+    k->publish.data = k;
+    k->publishing = true;
+    srv_node_propose_internal(k->node, path, v.data, &k->publish);
+    k_buf_free(&v);
+}
+
+static void on_removed_timer(uv_timer_t *t)
+{
+    struct ketchd *k = t->data;
+    stop(k, "removed from the cluster");
+}
+
+static void on_removed(void *data, const char *why)
+{
+    struct ketchd *k = data;
+    if (k->removed || k->stopping) return;
+    k->removed = true;
+    k_log_error("server", "%s; stopping", why);
+    fprintf(stderr, "ketchd: %s\n", why);
+    uv_timer_start(&k->removed_timer, on_removed_timer, REMOVED_EXIT_DELAY_MS, 0);
+}
 
 /* Clients are served only once every entry committed before this start is applied, as etcd
  * serves only after its own start-up write applied: a linearizable read point (ReadIndex)
@@ -273,6 +303,7 @@ static void on_barrier(struct srv_wait *w, int rc, const struct kv_result *res)
                k->api.member_id_hex, k->cfg.name, k->api.cluster_id_hex,
                (unsigned long long)st.applied_index);
     sd_notify(0, "READY=1");
+    publish_attributes(k);
 }
 
 static int check_supported(const struct srv_config *c, char *err, size_t err_len)
@@ -281,10 +312,9 @@ static int check_supported(const struct srv_config *c, char *err, size_t err_len
         snprintf(err, err_len, "--discovery needs clustering, which this build does not have yet");
         return K_ECONFIG;
     }
-    if (c->initial_member_count > 1 || c->initial_cluster_state == SRV_CLUSTER_STATE_EXISTING) {
-        snprintf(err, err_len,
-                 "this build serves a single member only: give --initial-cluster "
-                 "just this member and --initial-cluster-state new");
+    if (c->initial_member_count > SRV_MEMBERS_MAX) {
+        snprintf(err, err_len, "--initial-cluster names %zu members; at most %d are supported",
+                 c->initial_member_count, SRV_MEMBERS_MAX);
         return K_ECONFIG;
     }
     return 0;
@@ -297,17 +327,30 @@ static int run(struct ketchd *k, char *err, size_t err_len)
     rc = srv_data_dir_open(&k->dir, k->cfg.data_dir, k->cfg.wal_dir, k->cfg.name, err, err_len);
     if (rc < 0) return rc;
     struct srv_identity id;
-    uint64_t voters[SRV_CONFIG_MEMBERS_MAX];
+    uint64_t initial_ids[SRV_CONFIG_MEMBERS_MAX];
     size_t voters_n;
-    identity_for(k, &id, voters, &voters_n);
+    rc = identity_for(k, &id, initial_ids, &voters_n, err, err_len);
+    if (rc < 0) return rc;
+    k->self_id = id.member_id;
     srv_metrics_init(&k->metrics, id.member_id);
-    struct srv_internal_record records[SRV_CONFIG_MEMBERS_MAX + 2];
-    size_t records_n = build_records(k, voters, id.member_id, records, K_ARRAY_LEN(records));
+    struct srv_cluster_config cc = { .self_id = id.member_id,
+                                     .cluster_id = id.cluster_id,
+                                     .config = &k->cfg,
+                                     .initial_ids = initial_ids,
+                                     .initial_n = k->cfg.initial_member_count,
+                                     .removed_cb = on_removed,
+                                     .data = k };
+    rc = srv_cluster_start(k->loop, &cc, &k->cluster, err, err_len);
+    if (rc < 0) return rc;
+    struct srv_internal_record records[SRV_CONFIG_MEMBERS_MAX + 1];
+    size_t records_n = build_records(k, initial_ids, k->cfg.initial_member_count, records,
+                                     K_ARRAY_LEN(records));
     struct srv_node_config nc = {
         .id = id.member_id,
         .cluster_id = id.cluster_id,
-        .voters = voters,
+        .voters = initial_ids,
         .voters_n = voters_n,
+        .transport = srv_cluster_transport(k->cluster),
         .heartbeat_ms = k->cfg.heartbeat_interval_ms,
         .election_ms = k->cfg.election_timeout_ms,
         .snapshot_count = k->cfg.snapshot_count,
@@ -327,6 +370,7 @@ static int run(struct ketchd *k, char *err, size_t err_len)
     rc = srv_node_start(k->loop, &nc, &k->node, err, err_len);
     free_records(records, records_n);
     if (rc < 0) return rc;
+    srv_cluster_attach(k->cluster, k->node);
     if (!k->dir.has_identity) {
         rc = srv_data_dir_save_identity(&k->dir, &id);
         if (rc < 0) {
@@ -377,6 +421,9 @@ int main(int argc, char **argv)
     k.sigterm.data = k.sigint.data = &k;
     uv_signal_start(&k.sigterm, on_signal, SIGTERM);
     uv_signal_start(&k.sigint, on_signal, SIGINT);
+    uv_timer_init(k.loop, &k.removed_timer);
+    uv_timer_init(k.loop, &k.publish_timer);
+    k.removed_timer.data = k.publish_timer.data = &k;
     err[0] = '\0';
     rc = run(&k, err, sizeof(err));
     if (rc < 0) {

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,16 @@ struct ready_flight {
     uint64_t wal_ns;
     uint64_t wal_bytes; /* the WAL's byte counter after the write */
     struct kv_batch batch;
+    uint8_t **owned; /* KvRequests made for conf change entries, freed with the flight */
+    size_t owned_n;
+    size_t owned_cap;
+    bool members_changed;
+    /* A snapshot from the leader to install first (rd.snapshot_present). */
+    struct srv_job install_job;
+    char install_from[4200]; /* the received file */
+    char install_tmp[4300];  /* its store data, extracted */
+    int install_rc;
+    bool snap_mark; /* the WAL job marks rd.snapshot before the entries */
 };
 
 /* A WAL-side task the snapshot needs (mark + release), run in order with Ready jobs. */
@@ -78,6 +89,29 @@ struct snap_job {
     int rc;
     char err[256];
 };
+
+/* A message that arrived while a Ready was in flight, stepped once it is advanced. */
+struct inbox_msg {
+    struct inbox_msg *next;
+    size_t len;
+    uint8_t bytes[];
+};
+
+/* The leader's view of one follower (/v2/stats/leader). */
+struct follower_stats {
+    uint64_t id;
+    uint64_t heartbeat_sent_ns; /* 0 when no heartbeat awaits its answer */
+    double current_ms;
+    double sum_ms;
+    double sum_sq_ms;
+    double min_ms;
+    double max_ms;
+    uint64_t samples;
+    uint64_t success;
+    uint64_t fail;
+};
+
+enum { INBOX_BYTES_MAX = 64 << 20, REPORTS_MAX = 64 };
 
 struct conf_at {
     uint64_t index;
@@ -126,6 +160,30 @@ struct srv_node {
     struct snap_job snap;
     struct conf_at confs[8]; /* recent configurations by index, for snapshot metadata */
     size_t confs_n;
+    struct wait_list queued_confs; /* conf changes not yet taken by raft */
+    struct inbox_msg *inbox_head;  /* messages that arrived during a Ready */
+    struct inbox_msg *inbox_tail;
+    size_t inbox_bytes;
+    struct raft_entry *decode_ents; /* scratch for decoding messages */
+    size_t decode_cap;
+    uint64_t unreachable[REPORTS_MAX]; /* to report to raft once no Ready is in flight */
+    size_t unreachable_n;
+    struct {
+        uint64_t id;
+        bool ok;
+    } snap_reports[REPORTS_MAX];
+    size_t snap_reports_n;
+    /* A snapshot received and not yet stepped (one at a time; a newer one replaces it). */
+    uint8_t *snap_in_msg;
+    size_t snap_in_len;
+    char *snap_in_path;
+    char *installing_path; /* the received file the Ready in flight installs */
+    char incoming_dir[4200];
+    struct follower_stats followers[RAFT_NODES_MAX];
+    size_t followers_n;
+    uint64_t append_received;
+    uint64_t append_sent;
+    bool removed_self;
     struct srv_internal_record *boot_records; /* owned copies; proposed once, then freed */
     size_t boot_records_n;
     bool bootstrapped; /* this start created the cluster */
@@ -172,7 +230,8 @@ static struct wait_list *list_of(struct srv_node *n, struct srv_wait *w)
 {
     switch (w->state) {
     case WAIT_QUEUED:
-        return w->proposal ? &n->queued_writes : &n->queued_reads;
+        if (!w->proposal) return &n->queued_reads;
+        return w->conf_change ? &n->queued_confs : &n->queued_writes;
     case WAIT_READING:
         return &n->reading;
     case WAIT_APPLYING:
@@ -247,8 +306,12 @@ static void wal_run(struct srv_job *job)
             (struct ready_flight *)((char *)job - offsetof(struct ready_flight, wal_job));
     struct srv_node *n = f->node;
     uint64_t start = k_mono_ns();
-    f->wal_rc = raft_wal_write(n->wal, f->rd.entries, f->rd.entries_n,
-                               f->rd.hard_state_changed ? &f->rd.hard_state : NULL);
+    f->wal_rc = 0;
+    if (f->snap_mark)
+        f->wal_rc = raft_wal_mark_snapshot(n->wal, f->rd.snapshot.index, f->rd.snapshot.term);
+    if (f->wal_rc == 0)
+        f->wal_rc = raft_wal_write(n->wal, f->rd.entries, f->rd.entries_n,
+                                   f->rd.hard_state_changed ? &f->rd.hard_state : NULL);
     f->wal_ns = k_mono_ns() - start;
     struct raft_wal_stats ws;
     raft_wal_stats(n->wal, &ws); /* read here: the WAL is this thread's */
@@ -264,30 +327,144 @@ static void apply_run(struct srv_job *job)
     f->kv_rc = kv_apply_batch(f->node->kv, f->apply, f->apply_n, &f->batch);
 }
 
-static void send_messages(struct srv_node *n, const struct raft_ready *rd)
+static struct follower_stats *follower(struct srv_node *n, uint64_t id)
 {
-    /* The peer transport arrives with clustering (issue 7). A single member has no peers, so
-     * the core has nobody to send to. */
-    for (size_t i = 0; i < rd->messages_n; i++) {
-        k_log_debug("node", "dropping %s to %" PRIx64 ": no peer transport",
-                    raft_msg_type_name(rd->messages[i].type), rd->messages[i].to);
+    for (size_t i = 0; i < n->followers_n; i++) {
+        if (n->followers[i].id == id) return &n->followers[i];
+    }
+    if (n->followers_n == K_ARRAY_LEN(n->followers)) return NULL;
+    struct follower_stats *fs = &n->followers[n->followers_n++];
+    memset(fs, 0, sizeof(*fs));
+    fs->id = id;
+    return fs;
+}
+
+static void note_unreachable(struct srv_node *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->unreachable_n; i++) {
+        if (n->unreachable[i] == id) return;
+    }
+    if (n->unreachable_n < REPORTS_MAX) n->unreachable[n->unreachable_n++] = id;
+}
+
+static void note_snapshot_report(struct srv_node *n, uint64_t id, bool ok)
+{
+    if (n->snap_reports_n == REPORTS_MAX) return;
+    n->snap_reports[n->snap_reports_n].id = id;
+    n->snap_reports[n->snap_reports_n].ok = ok;
+    n->snap_reports_n++;
+}
+
+static void send_snapshot(struct srv_node *n, const struct raft_message *m, const uint8_t *buf,
+                          size_t len)
+{
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/%016" PRIx64 "-%016" PRIx64 ".snap", n->cfg.snap_dir,
+             m->snapshot.term, m->snapshot.index);
+    int rc = n->cfg.transport->send_snapshot(n->cfg.transport->data, m->to, buf, len, path);
+    if (rc < 0) {
+        k_log_debug("node", "cannot send snapshot %s to %" PRIx64 ": %s", path, m->to,
+                    k_strerror(rc));
+        note_snapshot_report(n, m->to, false);
     }
 }
 
-static void apply_conf_changes(struct srv_node *n, const struct raft_ready *rd)
+static void send_messages(struct srv_node *n, const struct raft_ready *rd)
 {
-    for (size_t i = 0; i < rd->committed_n; i++) {
-        const struct raft_entry *e = &rd->committed[i];
-        if (e->type != RAFT_ENTRY_CONF_CHANGE) continue;
-        struct raft_conf_change cc;
-        if (raft_conf_change_decode(e->data, e->data_len, &cc) < 0) {
-            k_log_error("node", "conf change at index %" PRIu64 " does not decode; ignored",
-                        e->index);
-            continue;
+    const struct srv_node_transport *t = n->cfg.transport;
+    for (size_t i = 0; i < rd->messages_n; i++) {
+        const struct raft_message *m = &rd->messages[i];
+        if (!t) continue; /* a single member has nobody to send to */
+        size_t len = raft_message_encoded_bytes(m);
+        uint8_t stack[512];
+        uint8_t *buf = len <= sizeof(stack) ? stack : k_xmalloc(len);
+        size_t got;
+        k_assert(raft_message_encode(m, buf, len, &got) == 0 && got == len);
+        struct follower_stats *fs = NULL;
+        if (m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_APP) fs = follower(n, m->to);
+        if (m->type == RAFT_MSG_SNAP) {
+            send_snapshot(n, m, buf, len);
+        } else if (t->send(t->data, m->to, buf, len) < 0) {
+            if (fs) fs->fail++;
+            if (m->type == RAFT_MSG_APP) note_unreachable(n, m->to);
+        } else {
+            if (m->type == RAFT_MSG_APP) n->append_sent++;
+            if (fs && m->type == RAFT_MSG_HEARTBEAT && fs->heartbeat_sent_ns == 0)
+                fs->heartbeat_sent_ns = k_mono_ns();
         }
-        struct raft_conf_state cs;
-        if (raft_apply_conf_change(n->raft, &cc, &cs) == 0) conf_record(n, e->index, &cs);
+        if (buf != stack) free(buf);
     }
+}
+
+static uint8_t *flight_own(struct ready_flight *f, size_t len)
+{
+    if (f->owned_n == f->owned_cap) {
+        f->owned_cap = f->owned_cap ? 2 * f->owned_cap : 8;
+        f->owned = k_xrealloc(f->owned, f->owned_cap * sizeof(*f->owned));
+    }
+    f->owned[f->owned_n] = k_xmalloc(len ? len : 1);
+    return f->owned[f->owned_n++];
+}
+
+static void flight_free_owned(struct ready_flight *f)
+{
+    for (size_t i = 0; i < f->owned_n; i++)
+        free(f->owned[i]);
+    f->owned_n = 0;
+}
+
+/* Applies a committed conf change to raft (every time it is delivered: raft re-delivers the
+ * log after the snapshot on a restart) and, for an entry the store has not applied, makes the
+ * store writes etcd makes for it: the member's raftAttributes for an add or update; for a
+ * removal, the member's records go and a removed_members record comes. A change raft refuses
+ * becomes a request without writes, which answers its proposer with no event. */
+static void conf_change_entry(struct srv_node *n, struct ready_flight *f,
+                              const struct raft_entry *e, struct kv_entry *k)
+{
+    struct raft_conf_change cc;
+    if (raft_conf_change_decode(e->data, e->data_len, &cc) < 0) {
+        k_log_error("node", "conf change at index %" PRIu64 " does not decode; ignored", e->index);
+        return;
+    }
+    struct raft_conf_state cs;
+    bool ok = raft_apply_conf_change(n->raft, &cc, &cs) == 0;
+    if (ok) conf_record(n, e->index, &cs);
+    if (!k) return;
+    f->members_changed = true;
+    if (ok && cc.type == RAFT_CONF_REMOVE_NODE && cc.node_id == n->cfg.id) n->removed_self = true;
+    Kvpb__KvRequest req = KVPB__KV_REQUEST__INIT;
+    Kvpb__KvRequest then = KVPB__KV_REQUEST__INIT;
+    char path[96];
+    char removed[96];
+    req.id = cc.id;
+    req.time_ns = 0;
+    if (ok) {
+        req.method = KVPB__KV_METHOD__KV_METHOD_INTERNAL;
+        if (cc.type == RAFT_CONF_REMOVE_NODE) {
+            char hex[17];
+            snprintf(hex, sizeof(hex), "%" PRIx64, cc.node_id);
+            snprintf(path, sizeof(path), "/0/members/%s", hex);
+            snprintf(removed, sizeof(removed), "/0/removed_members/%s", hex);
+            req.recursive = true;
+            then.method = KVPB__KV_METHOD__KV_METHOD_INTERNAL;
+            then.path.data = (uint8_t *)removed;
+            then.path.len = strlen(removed);
+            then.value.data = (uint8_t *)"removed";
+            then.value.len = 7;
+            req.then = &then;
+        } else {
+            snprintf(path, sizeof(path), "/0/members/%" PRIx64 "/raftAttributes", cc.node_id);
+            req.value.data = (uint8_t *)cc.context;
+            req.value.len = cc.context_len;
+        }
+        req.path.data = (uint8_t *)path;
+        req.path.len = strlen(path);
+    }
+    size_t len = kvpb__kv_request__get_packed_size(&req);
+    uint8_t *buf = flight_own(f, len);
+    k_assert(kvpb__kv_request__pack(&req, buf) == len);
+    k->data = buf;
+    k->len = len;
 }
 
 static void answer_writes(struct srv_node *n, const struct kv_batch *b)
@@ -457,6 +634,8 @@ static void apply_done(struct srv_job *job)
     }
     const struct raft_ready *rd = &f->rd;
     if (f->batch.applied_index > n->applied) n->applied = f->batch.applied_index;
+    if (f->members_changed && n->cfg.transport)
+        n->cfg.transport->members_changed(n->cfg.transport->data);
     if (rd->committed_n && rd->committed[rd->committed_n - 1].index > n->applied) {
         n->applied = rd->committed[rd->committed_n - 1].index;
     }
@@ -479,11 +658,17 @@ static void flight_finish(struct srv_node *n)
 {
     struct ready_flight *f = &n->flight;
     struct raft_ready *rd = &f->rd;
-    apply_conf_changes(n, rd);
     take_read_states(n, rd);
     finish_reads(n);
     raft_advance(n->raft, rd);
     n->in_flight = false;
+    flight_free_owned(f);
+    f->members_changed = false;
+    f->snap_mark = false;
+    if (n->installing_path) {
+        free(n->installing_path);
+        n->installing_path = NULL;
+    }
     track_soft_state(n);
     struct srv_metrics *m = n->cfg.metrics;
     if (m) {
@@ -553,15 +738,234 @@ static void fill_apply(struct srv_node *n, struct ready_flight *f)
         f->apply_cap = rd->committed_n;
         f->apply = k_xrealloc(f->apply, f->apply_cap * sizeof(*f->apply));
     }
+    /* Entries this Ready writes replace whatever the WAL held at their indexes. */
+    uint64_t durable = n->durable_index;
+    if (rd->entries_n > 0 && rd->entries[0].index <= durable) durable = rd->entries[0].index - 1;
     for (size_t i = 0; i < rd->committed_n; i++) {
         const struct raft_entry *e = &rd->committed[i];
-        if (e->index <= n->applied) continue;
-        if (e->index > n->durable_index) f->apply_after_wal = true;
+        if (e->index <= n->applied) {
+            if (e->type == RAFT_ENTRY_CONF_CHANGE) conf_change_entry(n, f, e, NULL);
+            continue;
+        }
+        if (e->index > durable) f->apply_after_wal = true;
         struct kv_entry *k = &f->apply[f->apply_n++];
         k->raft_index = e->index;
         bool request = e->type == RAFT_ENTRY_NORMAL && e->data_len > 0;
         k->data = request ? e->data : NULL;
         k->len = request ? e->data_len : 0;
+        if (e->type == RAFT_ENTRY_CONF_CHANGE) conf_change_entry(n, f, e, k);
+    }
+}
+
+/* ---- messages from peers ---- */
+
+/* What the leader learns of its followers from their answers (/v2/stats/leader). */
+static void observe(struct srv_node *n, const struct raft_message *m)
+{
+    if (m->type == RAFT_MSG_APP) n->append_received++;
+    if (raft_state(n->raft) != RAFT_STATE_LEADER) return;
+    struct follower_stats *fs = NULL;
+    if (m->type == RAFT_MSG_HEARTBEAT_RESP || m->type == RAFT_MSG_APP_RESP)
+        fs = follower(n, m->from);
+    if (!fs) return;
+    if (m->type == RAFT_MSG_APP_RESP) {
+        if (m->reject) {
+            fs->fail++;
+        } else {
+            fs->success++;
+        }
+        return;
+    }
+    if (fs->heartbeat_sent_ns == 0) return;
+    double ms = (double)(k_mono_ns() - fs->heartbeat_sent_ns) / 1e6;
+    fs->heartbeat_sent_ns = 0;
+    fs->current_ms = ms;
+    fs->sum_ms += ms;
+    fs->sum_sq_ms += ms * ms;
+    if (fs->samples == 0 || ms < fs->min_ms) fs->min_ms = ms;
+    if (ms > fs->max_ms) fs->max_ms = ms;
+    fs->samples++;
+}
+
+static void step_bytes(struct srv_node *n, const uint8_t *b, size_t len, bool snapshot)
+{
+    struct raft_message m;
+    int rc;
+    for (;;) {
+        rc = raft_message_decode(b, len, &m, n->decode_ents, n->decode_cap);
+        if (rc != K_ELIMIT || n->decode_cap >= (1u << 16)) break;
+        n->decode_cap = n->decode_cap ? 2 * n->decode_cap : 256;
+        n->decode_ents = k_xrealloc(n->decode_ents, n->decode_cap * sizeof(*n->decode_ents));
+    }
+    if (rc < 0) {
+        k_log_warn("node", "dropping a peer message that does not decode (%zu bytes)", len);
+        return;
+    }
+    /* A snapshot's data comes beside its message; one without is refused. */
+    if ((m.type == RAFT_MSG_SNAP) != snapshot) return;
+    observe(n, &m);
+    rc = raft_step(n->raft, &m);
+    if (rc < 0) {
+        k_log_debug("node", "%s from %" PRIx64 " not taken: %s", raft_msg_type_name(m.type), m.from,
+                    k_strerror(rc));
+    }
+}
+
+static void drain_inbox(struct srv_node *n)
+{
+    while (n->inbox_head) {
+        struct inbox_msg *im = n->inbox_head;
+        n->inbox_head = im->next;
+        if (!n->inbox_head) n->inbox_tail = NULL;
+        n->inbox_bytes -= im->len;
+        step_bytes(n, im->bytes, im->len, false);
+        free(im);
+    }
+}
+
+static void free_inbox(struct srv_node *n)
+{
+    while (n->inbox_head) {
+        struct inbox_msg *im = n->inbox_head;
+        n->inbox_head = im->next;
+        free(im);
+    }
+    n->inbox_tail = NULL;
+    n->inbox_bytes = 0;
+}
+
+/* Tells raft what the transport reported while a Ready was in flight. */
+static void report_to_raft(struct srv_node *n)
+{
+    for (size_t i = 0; i < n->unreachable_n; i++)
+        raft_report_unreachable(n->raft, n->unreachable[i]);
+    n->unreachable_n = 0;
+    for (size_t i = 0; i < n->snap_reports_n; i++)
+        raft_report_snapshot(n->raft, n->snap_reports[i].id, n->snap_reports[i].ok);
+    n->snap_reports_n = 0;
+}
+
+static void drop_received_snapshot(struct srv_node *n)
+{
+    if (n->snap_in_path) {
+        unlink(n->snap_in_path);
+        free(n->snap_in_path);
+    }
+    free(n->snap_in_msg);
+    n->snap_in_path = NULL;
+    n->snap_in_msg = NULL;
+}
+
+/* Steps a received snapshot once no local snapshot is being taken (the install replaces the
+ * store the snapshot worker would be reading). The Ready that follows installs it. */
+static void step_received_snapshot(struct srv_node *n)
+{
+    if (!n->snap_in_msg || n->snap_phase != SNAP_IDLE || n->installing_path) return;
+    n->installing_path = n->snap_in_path;
+    n->snap_in_path = NULL;
+    step_bytes(n, n->snap_in_msg, n->snap_in_len, true);
+    free(n->snap_in_msg);
+    n->snap_in_msg = NULL;
+}
+
+/* ---- installing a snapshot from the leader ---- */
+
+static void flight_continue(struct srv_node *n, struct ready_flight *f);
+
+/* Apply worker: put the received file among the snapshots, verify it whole, and extract its
+ * store. The store itself is swapped on the loop, which reads it. */
+static void install_run(struct srv_job *job)
+{
+    struct ready_flight *f =
+            (struct ready_flight *)((char *)job - offsetof(struct ready_flight, install_job));
+    struct srv_node *n = f->node;
+    char final[4300];
+    snprintf(final, sizeof(final), "%s/%016" PRIx64 "-%016" PRIx64 ".snap", n->cfg.snap_dir,
+             f->rd.snapshot.term, f->rd.snapshot.index);
+    int rc = rename(f->install_from, final) < 0 ? -errno : 0;
+    if (rc == 0) rc = k_fsync_dir(n->cfg.snap_dir);
+    struct raft_snap_info info;
+    char err[256];
+    if (rc == 0) rc = raft_snap_load_newest(n->cfg.snap_dir, &info, err, sizeof(err));
+    if (rc == K_ECORRUPT) k_log_error("node", "received snapshot: %s", err);
+    if (rc == 0 && info.meta.index != f->rd.snapshot.index) rc = K_ECORRUPT;
+    if (rc == 0) {
+        unlink(f->install_tmp);
+        rc = raft_snap_extract(&info, f->install_tmp);
+    }
+    if (rc == 0) {
+        int purged = raft_snap_purge(n->cfg.snap_dir, n->cfg.max_snapshots);
+        if (purged < 0) rc = purged;
+    }
+    f->install_rc = rc;
+}
+
+static void install_done(struct srv_job *job)
+{
+    struct ready_flight *f =
+            (struct ready_flight *)((char *)job - offsetof(struct ready_flight, install_job));
+    struct srv_node *n = f->node;
+    const struct raft_snapshot_meta *meta = &f->rd.snapshot;
+    if (f->install_rc < 0) fail_broken(n, "installing the leader's snapshot", f->install_rc);
+    kv_store_close(n->kv);
+    n->kv = NULL;
+    struct kv_store_config kc = { .dir = n->cfg.kv_dir,
+                                  .map_bytes = n->cfg.store_bytes_max,
+                                  .limits = { .value_bytes_max = n->cfg.value_bytes_max },
+                                  .no_sync = true };
+    int rc = kv_store_restore(&kc, f->install_tmp, &n->kv);
+    uint64_t applied = 0;
+    uint64_t etcd_index = 0;
+    if (rc == 0) rc = kv_store_indexes(n->kv, &applied, &etcd_index);
+    if (rc < 0) fail_broken(n, "opening the store of the leader's snapshot", rc);
+    kv_watch_hub_reset(n->hub, etcd_index);
+    rc = raft_storage_mem_apply_snapshot(n->log, meta);
+    k_assert(rc == 0);
+    n->snapshot_index = meta->index;
+    n->applied = applied > meta->index ? applied : meta->index;
+    if (n->durable_index < meta->index) n->durable_index = meta->index;
+    conf_record(n, meta->index, &meta->conf);
+    f->snap_mark = true;
+    f->members_changed = true;
+    if (n->cfg.metrics) n->cfg.metrics->proposals_applied = n->applied;
+    k_log_info("node",
+               "installed the leader's snapshot at index %" PRIu64 " (term %" PRIu64
+               ", store index %" PRIu64 ")",
+               meta->index, meta->term, etcd_index);
+    flight_continue(n, f);
+}
+
+static void install_start(struct srv_node *n, struct ready_flight *f)
+{
+    /* raft installs only a snapshot that was stepped with its data (step_received_snapshot). */
+    k_assert(n->installing_path != NULL);
+    snprintf(f->install_from, sizeof(f->install_from), "%s", n->installing_path);
+    snprintf(f->install_tmp, sizeof(f->install_tmp), "%s.restore", n->cfg.kv_dir);
+    f->install_job.run_cb = install_run;
+    f->install_job.done_cb = install_done;
+    srv_worker_submit(&n->applier, &f->install_job);
+}
+
+/* Hands queued conf changes to raft, one at a time (raft takes one while none is pending). */
+static void feed_confs(struct srv_node *n)
+{
+    while (n->queued_confs.head) {
+        struct srv_wait *w = n->queued_confs.head;
+        struct raft_conf_change cc;
+        int rc = raft_conf_change_decode(w->proposal, w->proposal_len, &cc);
+        k_assert(rc == 0);
+        rc = raft_propose_conf_change(n->raft, &cc);
+        if (rc == K_ENOLEADER || rc == K_EBUSY || rc == K_ELIMIT) return; /* retry later */
+        list_remove(&n->queued_confs, w);
+        free(w->proposal);
+        w->proposal = NULL;
+        if (rc < 0) {
+            w->state = 0;
+            w->cb(w, rc, NULL);
+            continue;
+        }
+        w->state = WAIT_PROPOSED;
+        k_u64map_put(&n->proposed, w->id, w);
     }
 }
 
@@ -570,23 +974,46 @@ static void process_ready(struct srv_node *n)
     if (n->in_flight || n->broken) return;
     for (; n->pending_ticks > 0; n->pending_ticks--)
         raft_tick(n->raft);
+    drain_inbox(n);
+    report_to_raft(n);
+    step_received_snapshot(n);
+    feed_confs(n);
     feed_writes(n);
     feed_reads(n);
     track_soft_state(n);
     struct ready_flight *f = &n->flight;
-    if (!raft_ready(n->raft, &f->rd)) return;
+    if (!raft_ready(n->raft, &f->rd)) {
+        if (n->installing_path) { /* a stale snapshot: raft did not take it */
+            unlink(n->installing_path);
+            free(n->installing_path);
+            n->installing_path = NULL;
+        }
+        return;
+    }
     n->in_flight = true;
     f->node = n;
     if (raft_state(n->raft) == RAFT_STATE_LEADER) send_messages(n, &f->rd);
     if (f->rd.snapshot_present) {
-        /* Only a follower that fell behind a compacted log receives one (issue 7). */
-        k_log_error("node", "snapshot install at index %" PRIu64 " needs the peer transport",
-                    f->rd.snapshot.index);
+        install_start(n, f);
+        return;
     }
+    if (n->installing_path) {
+        unlink(n->installing_path);
+        free(n->installing_path);
+        n->installing_path = NULL;
+    }
+    flight_continue(n, f);
+}
+
+/* The WAL write and the apply of a Ready (after its snapshot, if it had one). */
+static void flight_continue(struct srv_node *n, struct ready_flight *f)
+{
     fill_apply(n, f);
-    bool write = f->rd.entries_n > 0 || f->rd.hard_state_changed;
+    bool write = f->rd.entries_n > 0 || f->rd.hard_state_changed || f->snap_mark;
     f->pending = (write ? 1u : 0u) + (f->apply_n > 0 ? 1u : 0u);
     if (!write) f->apply_after_wal = false;
+    /* Without a write there is nothing to wait for before a follower answers. */
+    if (!write && raft_state(n->raft) != RAFT_STATE_LEADER) send_messages(n, &f->rd);
     f->wal_job.run_cb = wal_run;
     f->wal_job.done_cb = wal_done;
     f->apply_job.run_cb = apply_run;
@@ -650,6 +1077,7 @@ static void on_sweep(uv_timer_t *t)
     struct srv_node *n = t->data;
     uint64_t now = uv_now(n->loop);
     sweep_list(n, &n->queued_writes, now);
+    sweep_list(n, &n->queued_confs, now);
     sweep_list(n, &n->queued_reads, now);
     sweep_list(n, &n->reading, now);
     sweep_list(n, &n->applying, now);
@@ -682,6 +1110,123 @@ void srv_node_propose(struct srv_node *n, Kvpb__KvRequest *req, struct srv_wait 
     w->state = WAIT_QUEUED;
     list_push(&n->queued_writes, w);
     if (!n->in_flight) feed_writes(n);
+}
+
+void srv_node_propose_conf_change(struct srv_node *n, enum raft_conf_change_type type,
+                                  uint64_t node_id, const char *context, struct srv_wait *w)
+{
+    memset(&w->id, 0, sizeof(*w) - offsetof(struct srv_wait, id));
+    if (n->stopping || n->broken) {
+        w->cb(w, K_ESTOPPED, NULL);
+        return;
+    }
+    w->id = new_request_id(n);
+    struct raft_conf_change cc = { .type = type,
+                                   .node_id = node_id,
+                                   .id = w->id,
+                                   .context = (const uint8_t *)context,
+                                   .context_len = context ? strlen(context) : 0 };
+    uint8_t buf[RAFT_CONF_CHANGE_BYTES_MAX];
+    size_t len;
+    if (raft_conf_change_encode(&cc, buf, sizeof(buf), &len) < 0) {
+        w->cb(w, K_ELIMIT, NULL);
+        return;
+    }
+    w->proposal = k_xmalloc(len);
+    memcpy(w->proposal, buf, len);
+    w->proposal_len = len;
+    w->conf_change = true;
+    w->deadline_ms = uv_now(n->loop) + n->cfg.request_timeout_ms;
+    w->state = WAIT_QUEUED;
+    list_push(&n->queued_confs, w);
+}
+
+void srv_node_propose_internal(struct srv_node *n, const char *path, const char *value,
+                               struct srv_wait *w)
+{
+    Kvpb__KvRequest req = KVPB__KV_REQUEST__INIT;
+    req.method = KVPB__KV_METHOD__KV_METHOD_INTERNAL;
+    req.path.data = (uint8_t *)path;
+    req.path.len = strlen(path);
+    req.value.data = (uint8_t *)value;
+    req.value.len = strlen(value);
+    req.time_ns = k_wall_ns();
+    srv_node_propose(n, &req, w);
+}
+
+void srv_node_receive(struct srv_node *n, const uint8_t *msg, size_t len)
+{
+    if (n->stopping || n->broken) return;
+    if (!n->in_flight && !n->inbox_head) {
+        step_bytes(n, msg, len, false);
+        return;
+    }
+    if (n->inbox_bytes + len > INBOX_BYTES_MAX) return; /* raft sends again */
+    struct inbox_msg *im = k_xmalloc(sizeof(*im) + len);
+    im->next = NULL;
+    im->len = len;
+    memcpy(im->bytes, msg, len);
+    if (n->inbox_tail) {
+        n->inbox_tail->next = im;
+    } else {
+        n->inbox_head = im;
+    }
+    n->inbox_tail = im;
+    n->inbox_bytes += len;
+}
+
+void srv_node_receive_snapshot(struct srv_node *n, const uint8_t *msg, size_t len, const char *path)
+{
+    if (n->stopping || n->broken) {
+        unlink(path);
+        return;
+    }
+    drop_received_snapshot(n); /* an older one not yet stepped */
+    n->snap_in_msg = k_xmalloc(len ? len : 1);
+    memcpy(n->snap_in_msg, msg, len);
+    n->snap_in_len = len;
+    n->snap_in_path = k_xstrdup(path);
+}
+
+void srv_node_snapshot_sent(struct srv_node *n, uint64_t to, bool ok)
+{
+    if (n->stopping) return;
+    note_snapshot_report(n, to, ok);
+}
+
+size_t srv_node_followers(const struct srv_node *n, struct srv_node_follower *out, size_t cap)
+{
+    if (raft_state(n->raft) != RAFT_STATE_LEADER) return 0;
+    const struct raft_conf_state *cs = raft_conf(n->raft);
+    size_t count = 0;
+    for (size_t i = 0; i < cs->voters_n + cs->learners_n && count < cap; i++) {
+        uint64_t id = i < cs->voters_n ? cs->voters[i] : cs->learners[i - cs->voters_n];
+        if (id == n->cfg.id) continue;
+        struct srv_node_follower *o = &out[count++];
+        memset(o, 0, sizeof(*o));
+        o->id = id;
+        for (size_t j = 0; j < n->followers_n; j++) {
+            const struct follower_stats *fs = &n->followers[j];
+            if (fs->id != id) continue;
+            o->success = fs->success;
+            o->fail = fs->fail;
+            if (fs->samples) {
+                double avg = fs->sum_ms / (double)fs->samples;
+                double var = fs->sum_sq_ms / (double)fs->samples - avg * avg;
+                o->latency_current = fs->current_ms;
+                o->latency_average = avg;
+                o->latency_stddev = var > 0 ? sqrt(var) : 0;
+                o->latency_min = fs->min_ms;
+                o->latency_max = fs->max_ms;
+            }
+        }
+    }
+    return count;
+}
+
+const char *srv_node_incoming_dir(const struct srv_node *n)
+{
+    return n->incoming_dir;
 }
 
 void srv_node_read_within(struct srv_node *n, struct srv_wait *w, uint64_t timeout_ms)
@@ -720,6 +1265,8 @@ void srv_node_status(const struct srv_node *n, struct srv_node_status *out)
     out->applied_index = n->applied;
     out->etcd_index = kv_watch_hub_index(n->hub);
     out->state = raft_state(n->raft);
+    out->append_received = n->append_received;
+    out->append_sent = n->append_sent;
     out->leader_since_ms = n->leader_since_ms;
     out->leader_since_wall_ns = n->leader_since_wall_ns;
 }
@@ -1082,8 +1629,19 @@ static int recover(struct srv_node *n, char *err, size_t err_len)
                        err_len);
     if (rc < 0) return rc;
     if (!have_snap) {
-        bool empty = rec.entries_n == 0 && rec.hard_state.term == 0;
+        bool no_entries = rec.entries_n == 0;
+        struct raft_hard_state hs = rec.hard_state;
+        bool empty = no_entries && hs.term == 0;
         raft_wal_recovery_free(&rec);
+        if (n->cfg.voters_n == 0 && no_entries) {
+            /* Joining a running cluster: nothing until the leader's snapshot arrives. */
+            hs.commit = 0;
+            if (hs.term > 0) raft_storage_mem_set_hard_state(n->log, &hs);
+            n->applied = applied;
+            n->durable_index = 0;
+            k_log_info("node", "joining an existing cluster: waiting for its leader");
+            return 0;
+        }
         if (!empty) {
             return start_fail(err, err_len, K_ECORRUPT,
                               "the WAL has entries but there is no "
@@ -1165,6 +1723,12 @@ static void node_free(struct srv_node *n)
     k_u64map_deinit(&n->proposed);
     free_boot_records(n);
     free(n->flight.apply);
+    flight_free_owned(&n->flight);
+    free(n->flight.owned);
+    free_inbox(n);
+    free(n->decode_ents);
+    drop_received_snapshot(n);
+    free(n->installing_path);
     free(n);
 }
 
@@ -1199,6 +1763,13 @@ int srv_node_start(uv_loop_t *loop, const struct srv_node_config *cfg, struct sr
     int rc = k_mkdir_p(n->cfg.snap_dir, 0700);
     if (rc < 0) {
         start_fail_path(err, err_len, rc, "cannot create", n->cfg.snap_dir);
+        goto fail;
+    }
+    snprintf(n->incoming_dir, sizeof(n->incoming_dir), "%s/incoming", n->cfg.snap_dir);
+    rc = k_remove_tree(n->incoming_dir); /* pieces of snapshots a crash interrupted */
+    if (rc == 0 || rc == -ENOENT) rc = k_mkdir_p(n->incoming_dir, 0700);
+    if (rc < 0) {
+        start_fail_path(err, err_len, rc, "cannot create", n->incoming_dir);
         goto fail;
     }
     rc = recover(n, err, err_len);
@@ -1262,6 +1833,7 @@ int srv_node_stop(struct srv_node *n)
     uv_timer_stop(&n->sweep_timer);
     uv_check_stop(&n->check);
     fail_list(n, &n->queued_writes, K_ESTOPPED);
+    fail_list(n, &n->queued_confs, K_ESTOPPED);
     fail_list(n, &n->queued_reads, K_ESTOPPED);
     fail_list(n, &n->reading, K_ESTOPPED);
     fail_list(n, &n->applying, K_ESTOPPED);

@@ -49,8 +49,7 @@ struct srv_node_transport {
     int (*send)(void *data, uint64_t to, const uint8_t *msg, size_t len);
     /* Streams the snapshot file at path to member to, announced by msg (its encoded MsgSnap);
      * the transport then calls srv_node_snapshot_sent. Returns 0 or a negative code. */
-    int (*send_snapshot)(void *data, uint64_t to, const uint8_t *msg, size_t len,
-                         const char *path);
+    int (*send_snapshot)(void *data, uint64_t to, const uint8_t *msg, size_t len, const char *path);
     /* The member registry in the store changed (a conf change or a snapshot applied). */
     void (*members_changed)(void *data);
 };
@@ -122,8 +121,8 @@ struct srv_node_status {
     uint64_t applied_index;
     uint64_t etcd_index; /* the store index the watch hub has seen */
     enum raft_state state;
-    uint64_t append_received; /* MsgApp received (recvAppendRequestCnt) */
-    uint64_t append_sent;     /* MsgApp sent (sendAppendRequestCnt) */
+    uint64_t append_received;     /* MsgApp received (recvAppendRequestCnt) */
+    uint64_t append_sent;         /* MsgApp sent (sendAppendRequestCnt) */
     uint64_t leader_since_ms;     /* loop time the current leader was first seen */
     int64_t leader_since_wall_ns; /* the same, as Unix time (for /v2/stats/self) */
 };

@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -24,7 +26,10 @@ enum frame_type {
     FRAME_SNAP_BEGIN = 4,
     FRAME_SNAP_DATA = 5,
     FRAME_SNAP_END = 6,
+    FRAME_JOIN = 7,
+    FRAME_MEMBERS = 8,
 };
+static const char JOIN_MAGIC[8] = { 'K', 'E', 'T', 'C', 'H', 'J', 'N', '1' };
 enum { FRAME_HEAD_BYTES = 5, HELLO_BYTES = 32, WRITE_BATCH_MAX = 64, READ_CHUNK_BYTES = 64 << 10 };
 static const char HELLO_MAGIC[8] = { 'K', 'E', 'T', 'C', 'H', 'P', 'R', '1' };
 
@@ -234,6 +239,25 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 static void reject(struct conn *c, enum srv_peer_reject reason, const char *text);
+static void answer_and_close(struct conn *c, struct frame *f);
+
+/* A member about to join asks who is in the cluster: answer and close. */
+static bool answer_join(struct conn *c, const uint8_t *b, size_t len)
+{
+    struct srv_peers *p = c->p;
+    if (len != sizeof(JOIN_MAGIC) || memcmp(b, JOIN_MAGIC, len) != 0 || !p->cfg.members_cb) {
+        reject(c, SRV_PEER_REJECT_PROTOCOL, "cannot answer a JOIN here");
+        return false;
+    }
+    struct k_buf out = { 0 };
+    uint8_t id[8];
+    k_put_le64(id, p->cfg.cluster_id);
+    k_buf_append(&out, id, sizeof(id));
+    p->cfg.members_cb(p->cfg.data, &out);
+    answer_and_close(c, frame_new(FRAME_MEMBERS, out.data, out.len));
+    k_buf_free(&out);
+    return false;
+}
 
 /* Checks an accepted connection's HELLO; returns false if it was refused. */
 static bool check_hello(struct conn *c, const uint8_t *b, size_t len)
@@ -363,6 +387,7 @@ static bool handle_frame(struct conn *c, uint8_t type, const uint8_t *b, size_t 
     }
     if (c->from == 0) {
         if (type == FRAME_HELLO) return check_hello(c, b, len);
+        if (type == FRAME_JOIN) return answer_join(c, b, len);
         reject(c, SRV_PEER_REJECT_PROTOCOL, "expected a HELLO frame");
         return false;
     }
@@ -586,8 +611,13 @@ static void reject(struct conn *c, enum srv_peer_reject reason, const char *text
     if (n > sizeof(payload) - 1) n = sizeof(payload) - 1;
     payload[0] = (uint8_t)reason;
     memcpy(payload + 1, text, n);
-    struct frame *f = frame_new(FRAME_REJECT, payload, n + 1);
     k_log_warn("peers", "refusing a peer connection: %s", text);
+    answer_and_close(c, frame_new(FRAME_REJECT, payload, n + 1));
+}
+
+/* Writes f (freed here) on an accepted connection, then closes it. */
+static void answer_and_close(struct conn *c, struct frame *f)
+{
     /* The frame lives in the write request's allocation: one free after the write. */
     uv_write_t *req = k_xmalloc(sizeof(*req) + f->len);
     memcpy((uint8_t *)(req + 1), f->bytes, f->len);
@@ -776,6 +806,12 @@ int srv_peers_send_snapshot(struct srv_peers *p, uint64_t to, const uint8_t *msg
     return 0;
 }
 
+void srv_peers_set_incoming_dir(struct srv_peers *p, const char *dir)
+{
+    free((char *)p->cfg.incoming_dir);
+    p->cfg.incoming_dir = dir ? k_xstrdup(dir) : NULL;
+}
+
 bool srv_peers_stats(const struct srv_peers *p, uint64_t id, struct srv_peer_stats *out)
 {
     const struct peer *pe = k_u64map_get(&p->peers, id);
@@ -797,4 +833,95 @@ void srv_peers_close(struct srv_peers *p, void (*cb)(void *data), void *data)
     for (struct conn *c = p->accepted; c; c = c->next)
         conn_close(c);
     maybe_free(p);
+}
+
+/* ---- the joining member's question (blocking, before the loop runs) ---- */
+
+static int wait_fd(int fd, short events, uint64_t deadline_ns)
+{
+    for (;;) {
+        uint64_t now = k_mono_ns();
+        if (now >= deadline_ns) return K_EUNAVAILABLE;
+        struct pollfd pfd = { .fd = fd, .events = events };
+        int rc = poll(&pfd, 1, (int)((deadline_ns - now) / 1000000 + 1));
+        if (rc > 0) return 0;
+        if (rc < 0 && errno != EINTR) return -errno;
+    }
+}
+
+static int read_full(int fd, uint8_t *buf, size_t len, uint64_t deadline_ns)
+{
+    size_t got = 0;
+    while (got < len) {
+        int rc = wait_fd(fd, POLLIN, deadline_ns);
+        if (rc < 0) return rc;
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n == 0) return K_EPROTO;
+        if (n < 0 && errno != EINTR && errno != EAGAIN) return -errno;
+        if (n > 0) got += (size_t)n;
+    }
+    return 0;
+}
+
+int srv_peers_query_members(const char *ip, uint16_t port, uint64_t timeout_ms,
+                            uint64_t *cluster_id, char **json, size_t *json_len, char *err,
+                            size_t err_len)
+{
+    *json = NULL;
+    *json_len = 0;
+    struct sockaddr_storage addr;
+    memset(&addr, 0, sizeof(addr));
+    int rc = uv_ip4_addr(ip, port, (struct sockaddr_in *)&addr);
+    if (rc < 0) rc = uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&addr);
+    if (rc < 0) {
+        snprintf(err, err_len, "bad address %s", ip);
+        return K_ECONFIG;
+    }
+    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    uint64_t deadline = k_mono_ns() + timeout_ms * 1000000ull;
+    socklen_t alen =
+            addr.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    rc = connect(fd, (struct sockaddr *)&addr, alen) < 0 && errno != EINPROGRESS ? -errno : 0;
+    if (rc == 0) rc = wait_fd(fd, POLLOUT, deadline);
+    if (rc == 0) {
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
+        if (soerr) rc = -soerr;
+    }
+    if (rc == 0) {
+        struct frame *f = frame_new(FRAME_JOIN, JOIN_MAGIC, sizeof(JOIN_MAGIC));
+        ssize_t w = write(fd, f->bytes, f->len); /* small: one write on a fresh socket */
+        rc = w == (ssize_t)f->len ? 0 : (w < 0 ? -errno : K_EPROTO);
+        free(f);
+    }
+    uint8_t head[FRAME_HEAD_BYTES];
+    if (rc == 0) rc = read_full(fd, head, sizeof(head), deadline);
+    uint32_t len = rc == 0 ? k_get_le32(head) : 0;
+    if (rc == 0 && (len < 2 || len > SRV_PEER_FRAME_BYTES_MAX)) rc = K_EPROTO;
+    uint8_t *body = NULL;
+    if (rc == 0) {
+        body = k_xmalloc(len - 1);
+        rc = read_full(fd, body, len - 1, deadline);
+    }
+    close(fd);
+    if (rc == 0 && head[4] == FRAME_REJECT) {
+        snprintf(err, err_len, "%.*s", (int)(len - 2), (const char *)body + 1);
+        free(body);
+        return K_EPROTO;
+    }
+    if (rc == 0 && (head[4] != FRAME_MEMBERS || len < 9)) rc = K_EPROTO;
+    if (rc < 0) {
+        free(body);
+        if (rc == K_EPROTO) snprintf(err, err_len, "not a ketch peer port");
+        return rc;
+    }
+    *cluster_id = k_get_le64(body);
+    *json_len = len - 9;
+    *json = k_xmalloc(*json_len + 1);
+    memcpy(*json, body + 8, *json_len);
+    (*json)[*json_len] = '\0';
+    free(body);
+    return 0;
 }

@@ -11,6 +11,9 @@
  *   SNAP_DATA   the next piece of the snapshot data (at most SRV_PEER_SNAP_CHUNK_BYTES)
  *   SNAP_END    u32 CRC32C of all the data; the receiver hands the snapshot over only if
  *               the length and the checksum match
+ *   JOIN   (dialer, instead of HELLO): "KETCHJN1"; a member starting with
+ *          --initial-cluster-state existing asks who is in the cluster
+ *   MEMBERS (acceptor, then close): u64 cluster id, then the registry as /v2/members JSON
  * The acceptor checks the HELLO: another cluster's member, a message meant for another
  * member, or a member that was removed is refused with a REJECT saying why.
  *
@@ -35,6 +38,7 @@
 #include <uv.h>
 
 #include "base/assert.h"
+#include "base/buf.h"
 
 enum {
     SRV_PEER_QUEUE_BYTES_MAX = 16 << 20,
@@ -67,6 +71,9 @@ typedef void (*srv_peers_snapshot_cb)(void *data, uint64_t from, const uint8_t *
 /* A snapshot given to srv_peers_send_snapshot went out whole (ok) or did not. */
 typedef void (*srv_peers_snapshot_sent_cb)(void *data, uint64_t to, bool ok);
 
+/* Writes the member list (server/members.h srv_members_json) for a joining member. */
+typedef void (*srv_peers_members_cb)(void *data, struct k_buf *out);
+
 struct srv_peers_config {
     uint64_t self_id;
     uint64_t cluster_id;
@@ -79,6 +86,7 @@ struct srv_peers_config {
     srv_peers_snapshot_cb snapshot_cb;           /* NULL: snapshots are refused */
     srv_peers_snapshot_sent_cb snapshot_sent_cb; /* may be NULL */
     const char *incoming_dir;                    /* where arriving snapshots are written; copied */
+    srv_peers_members_cb members_cb;             /* NULL: JOIN is refused */
     void *data;
 };
 
@@ -120,6 +128,16 @@ K_MUST_USE int srv_peers_send(struct srv_peers *p, uint64_t to, const uint8_t *m
  * snapshot_sent_cb is not called. */
 K_MUST_USE int srv_peers_send_snapshot(struct srv_peers *p, uint64_t to, const uint8_t *msg,
                                        size_t len, const char *path);
+
+/* Asks the member listening on ip:port for the cluster id and its member list (JSON, malloc'd
+ * into *json). Blocking, with a deadline: for start-up, before the loop runs. Returns 0, a
+ * negative errno, K_EUNAVAILABLE (timed out), or K_EPROTO / K_ECONFIG with err set. */
+K_MUST_USE int srv_peers_query_members(const char *ip, uint16_t port, uint64_t timeout_ms,
+                                       uint64_t *cluster_id, char **json, size_t *json_len,
+                                       char *err, size_t err_len);
+
+/* Sets (or changes) where arriving snapshots are written; copied. */
+void srv_peers_set_incoming_dir(struct srv_peers *p, const char *dir);
 
 /* Fills *out for peer id; false if unknown. */
 bool srv_peers_stats(const struct srv_peers *p, uint64_t id, struct srv_peer_stats *out);

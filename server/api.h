@@ -22,6 +22,7 @@ struct srv_api {
     const char *name;                       /* --name */
     const struct srv_url_list *client_urls; /* --advertise-client-urls */
     const struct srv_url_list *peer_urls;   /* this member's peer URLs */
+    bool strict_reconfig_check;             /* --strict-reconfig-check */
     char cluster_id_hex[17];
     char member_id_hex[17];
     int64_t start_time_ns;  /* process start, for /v2/stats/self */

@@ -87,106 +87,6 @@ void srv_api_health(struct srv_api *api, struct srv_request *req)
     srv_node_read_within(api->node, &h->wait, 1000);
 }
 
-static void url_list_text(struct k_buf *b, const struct srv_url_list *l, const char *sep)
-{
-    for (size_t i = 0; i < l->count; i++) {
-        if (i) k_buf_puts(b, sep);
-        k_buf_puts(b, l->urls[i].text);
-    }
-}
-
-void srv_api_machines(struct srv_api *api, struct srv_request *req)
-{
-    if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
-        srv_api_reply_method_not_allowed(req, "GET,HEAD");
-        return;
-    }
-    struct k_buf b;
-    k_buf_init(&b);
-    url_list_text(&b, api->client_urls, ", ");
-    struct srv_api_headers hs;
-    srv_api_headers_init(&hs);
-    srv_api_headers_add(&hs, "Content-Type", "text/plain; charset=utf-8");
-    srv_respond(req, 200, hs.h, hs.n, b.data ? b.data : "", b.len);
-    k_buf_free(&b);
-}
-
-static void json_url_array(struct k_buf *b, const struct srv_url_list *l)
-{
-    APPEND_LIT(b, "[");
-    for (size_t i = 0; i < l->count; i++) {
-        if (i) APPEND_LIT(b, ",");
-        kv_json_string(b, l->urls[i].text, strlen(l->urls[i].text));
-    }
-    APPEND_LIT(b, "]");
-}
-
-/* This member as etcd's member object: id, name, peerURLs, clientURLs in that order. */
-static void json_self(struct srv_api *api, struct k_buf *b)
-{
-    APPEND_LIT(b, "{\"id\":\"");
-    k_buf_append(b, api->member_id_hex, strlen(api->member_id_hex));
-    APPEND_LIT(b, "\",\"name\":");
-    kv_json_string(b, api->name, strlen(api->name));
-    APPEND_LIT(b, ",\"peerURLs\":");
-    json_url_array(b, api->peer_urls);
-    APPEND_LIT(b, ",\"clientURLs\":");
-    json_url_array(b, api->client_urls);
-    APPEND_LIT(b, "}");
-}
-
-void srv_api_members(struct srv_api *api, struct srv_request *req, const char *rest)
-{
-    bool is_get = method_is(req, "GET");
-    if (strcmp(rest, "") == 0 || strcmp(rest, "/") == 0) {
-        if (is_get) {
-            struct k_buf b = { 0 };
-            APPEND_LIT(&b, "{\"members\":[");
-            json_self(api, &b);
-            APPEND_LIT(&b, "]}\n");
-            srv_api_reply_json(api, req, 200, b.data, b.len, true);
-            k_buf_free(&b);
-        } else if (method_is(req, "POST")) {
-            /* Runtime membership needs the peer transport of a cluster (issue 7). */
-            srv_api_reply_message(api, req, 500, "Internal Server Error", true);
-        } else if (method_is(req, "PUT") || method_is(req, "DELETE")) {
-            srv_api_reply_method_not_allowed_cid(api, req); /* passed the method check */
-        } else {
-            srv_api_reply_method_not_allowed(req, "GET,POST,DELETE,PUT");
-        }
-        return;
-    }
-    if (strcmp(rest, "/leader") == 0 && is_get) {
-        struct srv_node_status st;
-        srv_node_status(api->node, &st);
-        if (st.leader != st.id) {
-            srv_api_reply_message(api, req, 503, "During election", true);
-            return;
-        }
-        struct k_buf b = { 0 };
-        json_self(api, &b);
-        APPEND_LIT(&b, "\n");
-        srv_api_reply_json(api, req, 200, b.data, b.len, true);
-        k_buf_free(&b);
-        return;
-    }
-    if (is_get) {
-        srv_api_reply_message(api, req, 404, "Not found", true);
-        return;
-    }
-    if (method_is(req, "PUT") || method_is(req, "DELETE")) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "No such member: %s", rest + 1);
-        if (strcmp(rest + 1, api->member_id_hex) == 0) {
-            srv_api_reply_message(api, req, 500, "Internal Server Error", true);
-        } else {
-            srv_api_reply_message(api, req, 404, msg, true);
-        }
-        return;
-    }
-    srv_api_reply_method_not_allowed(req, "GET,POST,DELETE,PUT");
-}
-
 /* Go's time.Duration.String for durations of a second or more ("1m55.973079992s"), and for
  * shorter ones ("512.3ms", "42µs"). */
 static void go_duration(struct k_buf *b, uint64_t ns)
@@ -267,7 +167,10 @@ static void stats_self(struct srv_api *api, struct srv_request *req)
     go_duration(&b, st.leader && now > since ? (uint64_t)(now - since) : 0);
     APPEND_LIT(&b, "\",\"startTime\":\"");
     kv_json_time(&b, since);
-    APPEND_LIT(&b, "\"},\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}");
+    n = snprintf(text, sizeof(text),
+                 "\"},\"recvAppendRequestCnt\":%" PRIu64 ",\"sendAppendRequestCnt\":%" PRIu64 "}",
+                 st.append_received, st.append_sent);
+    k_buf_append(&b, text, (size_t)n);
     srv_api_reply_json(api, req, 200, b.data, b.len, false);
     k_buf_free(&b);
 }
@@ -280,9 +183,25 @@ static void stats_leader(struct srv_api *api, struct srv_request *req)
         srv_api_reply_message(api, req, 403, "not current leader", false);
         return;
     }
-    char body[96];
-    int n = snprintf(body, sizeof(body), "{\"leader\":\"%" PRIx64 "\",\"followers\":{}}", st.id);
-    srv_api_reply_json(api, req, 200, body, (size_t)n, false);
+    struct srv_node_follower fs[RAFT_NODES_MAX];
+    size_t count = srv_node_followers(api->node, fs, K_ARRAY_LEN(fs));
+    struct k_buf b = { 0 };
+    char text[512];
+    int n = snprintf(text, sizeof(text), "{\"leader\":\"%" PRIx64 "\",\"followers\":{", st.id);
+    k_buf_append(&b, text, (size_t)n);
+    for (size_t i = 0; i < count; i++) {
+        n = snprintf(text, sizeof(text),
+                     "%s\"%" PRIx64 "\":{\"latency\":{\"current\":%.6f,\"average\":%.6f,"
+                     "\"standardDeviation\":%.6f,\"minimum\":%.6f,\"maximum\":%.6f},"
+                     "\"counts\":{\"fail\":%" PRIu64 ",\"success\":%" PRIu64 "}}",
+                     i ? "," : "", fs[i].id, fs[i].latency_current, fs[i].latency_average,
+                     fs[i].latency_stddev, fs[i].latency_min, fs[i].latency_max, fs[i].fail,
+                     fs[i].success);
+        k_buf_append(&b, text, (size_t)n);
+    }
+    APPEND_LIT(&b, "}}");
+    srv_api_reply_json(api, req, 200, b.data, b.len, false);
+    k_buf_free(&b);
 }
 
 static void stats_store(struct srv_api *api, struct srv_request *req)

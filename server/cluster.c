@@ -61,7 +61,7 @@ static void removed(struct srv_cluster *c, const char *why)
 /* Points the transport at peer id's first peer URL. */
 static void dial_member(struct srv_cluster *c, uint64_t id, const struct srv_url_list *urls)
 {
-    if (id == c->cfg.self_id || urls->count == 0) return;
+    if (id == 0 || id == c->cfg.self_id || urls->count == 0) return;
     char ip[64];
     const struct srv_url *u = &urls->urls[0];
     if (srv_resolve_host(u->host, ip, sizeof(ip)) < 0) {
@@ -245,18 +245,17 @@ void srv_cluster_close(struct srv_cluster *c, void (*cb)(void *data), void *data
     free(c);
 }
 
-int srv_cluster_join_lookup(const struct srv_config *config, uint64_t *self_id,
-                            uint64_t *cluster_id, char *err, size_t err_len)
+/* Asks the members of --initial-cluster other than this one, in turn, for the member list. */
+static int query_cluster(const struct srv_config *config, uint64_t *cluster_id,
+                         struct srv_members *m, const char **answered, char *last, size_t last_len)
 {
-    const char *self_url = config->initial_advertise_peer_urls.urls[0].text;
-    char last[256] = "no other member in --initial-cluster";
     for (size_t i = 0; i < config->initial_member_count; i++) {
         const struct srv_initial_member *im = &config->initial_members[i];
         if (strcmp(im->name, config->name) == 0 || im->peer_urls.count == 0) continue;
         const struct srv_url *u = &im->peer_urls.urls[0];
         char ip[64];
         if (srv_resolve_host(u->host, ip, sizeof(ip)) < 0) {
-            snprintf(last, sizeof(last), "cannot resolve %s", u->host);
+            snprintf(last, last_len, "cannot resolve %s", u->host);
             continue;
         }
         char *json = NULL;
@@ -265,22 +264,50 @@ int srv_cluster_join_lookup(const struct srv_config *config, uint64_t *self_id,
         int rc = srv_peers_query_members(ip, u->port, JOIN_QUERY_TIMEOUT_MS, cluster_id, &json,
                                          &len, qerr, sizeof(qerr));
         if (rc < 0) {
-            snprintf(last, sizeof(last), "%s: %s", u->text, qerr[0] ? qerr : k_strerror(rc));
+            snprintf(last, last_len, "%s: %s", u->text, qerr[0] ? qerr : k_strerror(rc));
             continue;
         }
-        struct srv_members m;
-        rc = srv_members_parse_json(json, len, &m);
+        rc = srv_members_parse_json(json, len, m);
         free(json);
         if (rc < 0) {
-            snprintf(last, sizeof(last), "%s answered a member list that does not parse", u->text);
+            snprintf(last, last_len, "%s answered a member list that does not parse", u->text);
             continue;
         }
+        *answered = u->text;
+        return 0;
+    }
+    return K_EUNAVAILABLE;
+}
+
+void srv_cluster_join_ids(const struct srv_config *config, uint64_t *ids)
+{
+    struct srv_members m;
+    uint64_t cluster_id;
+    const char *answered;
+    char last[256];
+    if (query_cluster(config, &cluster_id, &m, &answered, last, sizeof(last)) < 0) return;
+    for (size_t i = 0; i < config->initial_member_count; i++) {
+        const struct srv_url_list *l = &config->initial_members[i].peer_urls;
+        const struct srv_member *found =
+                l->count ? srv_members_find_peer_url(&m, l->urls[0].text) : NULL;
+        ids[i] = found ? found->id : 0;
+    }
+}
+
+int srv_cluster_join_lookup(const struct srv_config *config, uint64_t *self_id,
+                            uint64_t *cluster_id, char *err, size_t err_len)
+{
+    const char *self_url = config->initial_advertise_peer_urls.urls[0].text;
+    char last[256] = "no other member in --initial-cluster";
+    struct srv_members m;
+    const char *answered = NULL;
+    if (query_cluster(config, cluster_id, &m, &answered, last, sizeof(last)) == 0) {
         const struct srv_member *me = srv_members_find_peer_url(&m, self_url);
         if (!me) {
             snprintf(err, err_len,
                      "this member (%s) is not in the cluster that %s belongs to: add it first "
                      "(etcdctl member add %s %s)",
-                     self_url, u->text, config->name, self_url);
+                     self_url, answered, config->name, self_url);
             return K_ECONFIG;
         }
         *self_id = me->id;

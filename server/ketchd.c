@@ -90,7 +90,9 @@ static int identity_for(struct ketchd *k, struct srv_identity *id, uint64_t *ini
     snprintf(id->name, sizeof(id->name), "%s", c->name);
     if (c->initial_cluster_state == SRV_CLUSTER_STATE_EXISTING) {
         *voters_n = 0;
-        return srv_cluster_join_lookup(c, &id->member_id, &id->cluster_id, err, err_len);
+        int rc = srv_cluster_join_lookup(c, &id->member_id, &id->cluster_id, err, err_len);
+        if (rc == 0) srv_cluster_join_ids(c, initial_ids);
+        return rc;
     }
     id->member_id =
             srv_member_id_compute(&c->initial_advertise_peer_urls, c->initial_cluster_token);
@@ -384,6 +386,7 @@ static int run(struct ketchd *k, char *err, size_t err_len)
     k->api.name = k->cfg.name;
     k->api.client_urls = &k->cfg.advertise_client_urls;
     k->api.peer_urls = &k->cfg.initial_advertise_peer_urls;
+    k->api.strict_reconfig_check = k->cfg.strict_reconfig_check;
     srv_id_format(id.cluster_id, k->api.cluster_id_hex);
     srv_id_format(id.member_id, k->api.member_id_hex);
     k->api.start_time_ns = k_wall_ns();

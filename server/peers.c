@@ -695,12 +695,14 @@ int srv_peers_add(struct srv_peers *p, uint64_t id, const char *ip, uint16_t por
 {
     k_assert(id != 0 && id != p->cfg.self_id);
     struct sockaddr_storage addr;
+    memset(&addr, 0, sizeof(addr));
     int rc = uv_ip4_addr(ip, port, (struct sockaddr_in *)&addr);
     if (rc < 0) rc = uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&addr);
     if (rc < 0) return rc;
     k_u64map_remove(&p->removed, id);
     struct peer *pe = k_u64map_get(&p->peers, id);
     if (pe) {
+        if (memcmp(&pe->addr, &addr, sizeof(addr)) == 0) return 0;
         pe->addr = addr;
         if (pe->conn) conn_close(pe->conn); /* redial at the new address */
         return 0;

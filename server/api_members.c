@@ -4,12 +4,14 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "server/go_json.h"
 #include "server/media_type.h"
 #include "server/member_id.h"
 #include "server/members.h"
@@ -61,6 +63,17 @@ void srv_api_machines(struct srv_api *api, struct srv_request *req)
 
 /* ---- request bodies ---- */
 
+/* Go's name for the JSON type of v, as its unmarshal errors say it. */
+static const char *go_type(const cJSON *v)
+{
+    if (cJSON_IsString(v)) return "string";
+    if (cJSON_IsNumber(v)) return "number";
+    if (cJSON_IsBool(v)) return "bool";
+    if (cJSON_IsArray(v)) return "array";
+    if (cJSON_IsObject(v)) return "object";
+    return "null";
+}
+
 /* Parses {"peerURLs":[...]} as etcd's membersHandler does; on failure answers and returns
  * false. */
 static bool parse_peer_urls(struct srv_api *api, struct srv_request *req, struct srv_url_list *out)
@@ -75,28 +88,46 @@ static bool parse_peer_urls(struct srv_api *api, struct srv_request *req, struct
         srv_api_reply_message(api, req, 415, err, true);
         return false;
     }
-    cJSON *j = cJSON_ParseWithLength(msg->body ? msg->body : "", msg->body_len);
-    if (!j) {
-        const char *at = cJSON_GetErrorPtr();
-        if (msg->body_len == 0 || !at || !*at) {
-            snprintf(err, sizeof(err), msg->body_len == 0 ? "EOF" : "unexpected EOF");
-        } else {
-            snprintf(err, sizeof(err), "invalid character '%c' looking for beginning of value",
-                     *at);
-        }
+    const char *body = msg->body ? msg->body : "";
+    if (srv_go_json_syntax_error(body, msg->body_len, err, sizeof(err))) {
         srv_api_reply_message(api, req, 400, err, true);
         return false;
     }
+    /* Like Go's Decoder: the first value only, and keys matched without regard to case (the
+     * last match wins). */
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(body, msg->body_len, &end, false);
     out->count = 0;
-    const cJSON *arr = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "peerURLs") : NULL;
-    bool ok = true;
+    bool ok = j != NULL;
+    if (!ok) snprintf(err, sizeof(err), "unexpected EOF");
+    const cJSON *arr = NULL;
+    if (ok && !cJSON_IsObject(j)) {
+        snprintf(err, sizeof(err),
+                 "json: cannot unmarshal %s into Go value of type struct { "
+                 "PeerURLs []string \"json:\\\"peerURLs\\\"\" }",
+                 go_type(j));
+        ok = false;
+    }
     const cJSON *it;
-    if (cJSON_IsArray(arr)) {
+    if (ok) {
+        cJSON_ArrayForEach(it, j)
+        {
+            if (it->string && strcasecmp(it->string, "peerURLs") == 0) arr = it;
+        }
+    }
+    if (ok && arr && !cJSON_IsArray(arr) && !cJSON_IsNull(arr)) {
+        snprintf(err, sizeof(err),
+                 "json: cannot unmarshal %s into Go struct field .peerURLs of type []string",
+                 go_type(arr));
+        ok = false;
+    }
+    if (ok && cJSON_IsArray(arr)) {
         cJSON_ArrayForEach(it, arr)
         {
             if (!cJSON_IsString(it)) {
-                snprintf(err, sizeof(err), "json: cannot unmarshal %s into Go value of type string",
-                         cJSON_IsNumber(it) ? "number" : "value");
+                snprintf(err, sizeof(err),
+                         "json: cannot unmarshal %s into Go struct field .peerURLs of type string",
+                         go_type(it));
                 ok = false;
                 break;
             }

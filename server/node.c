@@ -550,11 +550,34 @@ static void propose_boot_records(struct srv_node *n)
     free_boot_records(n);
 }
 
+/* A leader change loses the ReadIndex round under way (raft forgets pending reads): its reads
+ * go back to the front of the queue for a round with the new leader. */
+static void retry_reads(struct srv_node *n)
+{
+    while (n->reading.tail) {
+        struct srv_wait *w = n->reading.tail;
+        list_remove(&n->reading, w);
+        w->state = WAIT_QUEUED;
+        w->id = 0;
+        w->next = n->queued_reads.head;
+        w->prev = NULL;
+        if (n->queued_reads.head) {
+            n->queued_reads.head->prev = w;
+        } else {
+            n->queued_reads.tail = w;
+        }
+        n->queued_reads.head = w;
+        n->queued_reads.count++;
+    }
+    n->read_ctx_open = 0;
+}
+
 static void track_soft_state(struct srv_node *n)
 {
     uint64_t leader = raft_leader(n->raft);
     enum raft_state state = raft_state(n->raft);
     if (leader != n->leader) {
+        retry_reads(n);
         if (leader != 0) {
             n->leader_since_ms = uv_now(n->loop);
             n->leader_since_wall_ns = k_wall_ns();
@@ -1081,6 +1104,8 @@ static void on_sweep(uv_timer_t *t)
     sweep_list(n, &n->queued_reads, now);
     sweep_list(n, &n->reading, now);
     sweep_list(n, &n->applying, now);
+    /* A round whose reads all failed is over, answered or not. */
+    if (n->reading.count == 0) n->read_ctx_open = 0;
     if (n->proposed.count == 0) return;
     for (size_t i = 0; i < n->proposed.cap; i++) {
         struct srv_wait *w = n->proposed.slots[i].value;
@@ -1089,7 +1114,6 @@ static void on_sweep(uv_timer_t *t)
             i--; /* backward shift may have moved another entry into slot i */
         }
     }
-    if (n->reading.count == 0) n->read_ctx_open = 0;
 }
 
 void srv_node_propose(struct srv_node *n, Kvpb__KvRequest *req, struct srv_wait *w)

@@ -46,11 +46,6 @@ def ketchd_only():
 
 # What ketchd cannot do yet, named so the skip or expected failure says which issue fixes it.
 # Each marker applies only when the candidate is ketchd: against etcd the test still runs.
-NEEDS_CLUSTER_REASON = ("ketchd serves a single member until the peer transport and runtime "
-                        "membership land (issue 7)")
-needs_cluster = pytest.mark.skipif(candidate_kind() == "ketchd", reason=NEEDS_CLUSTER_REASON)
-
-
 def known_gap(reason):
     """A ketchd difference from etcd that is known and will be fixed: strict, so the test
     turns red (XPASS) the day it is fixed and the marker must go."""

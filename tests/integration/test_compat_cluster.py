@@ -9,9 +9,6 @@ import pytest
 
 import harness
 
-pytestmark = harness.needs_cluster
-
-
 @pytest.fixture(scope="module")
 def cluster(request):
     tmp = harness.TempDir("ketch-ccluster-")

@@ -658,7 +658,6 @@ def test_wait_index_older_than_the_history_gets_error_401(compare):
 # Members, machines, stats, version, health, metrics
 
 
-@harness.needs_cluster  # it adds members at run time (POST /v2/members)
 def test_members_and_machines_match_etcd(compare):
     def s(c):
         c.probe("/mem")

@@ -275,7 +275,6 @@ def test_ketchd_refuses_a_data_dir_of_real_etcd(request):
     assert "etcd" in err and (e.data_dir in err or "member" in err), err
 
 
-@harness.needs_cluster
 def test_three_member_cluster_keeps_writes_when_a_member_is_killed_and_restarted(request):
     tmp = harness.TempDir("ketch-cluster-")
     request.addfinalizer(tmp.remove)
@@ -310,7 +309,6 @@ def test_three_member_cluster_keeps_writes_when_a_member_is_killed_and_restarted
     assert victim.identity() == (cid, list(mids))
 
 
-@harness.needs_cluster
 def test_member_without_quorum_answers_writes_with_300_and_still_serves_reads(request):
     # error 300 cannot be provoked on one member (spec 6): stop two of three
     tmp = harness.TempDir("ketch-noquorum-")

@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -36,6 +37,11 @@ static void load_members(struct srv_api *api, struct srv_members *m)
     m->count = 1;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 void srv_api_machines(struct srv_api *api, struct srv_request *req)
 {
     if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
@@ -44,15 +50,19 @@ void srv_api_machines(struct srv_api *api, struct srv_request *req)
     }
     struct srv_members m;
     load_members(api, &m);
-    struct k_buf b = { 0 };
-    bool first = true;
+    /* etcd sorts the URLs as strings (observed), not by member. */
+    const char *urls[SRV_MEMBERS_MAX * SRV_URL_LIST_MAX];
+    size_t n = 0;
     for (size_t i = 0; i < m.count; i++) {
         const struct srv_url_list *l = &m.members[i].client_urls;
-        for (size_t j = 0; j < l->count; j++) {
-            if (!first) k_buf_puts(&b, ", ");
-            k_buf_puts(&b, l->urls[j].text);
-            first = false;
-        }
+        for (size_t j = 0; j < l->count; j++)
+            urls[n++] = l->urls[j].text;
+    }
+    qsort(urls, n, sizeof(urls[0]), cmp_str);
+    struct k_buf b = { 0 };
+    for (size_t i = 0; i < n; i++) {
+        if (i) k_buf_puts(&b, ", ");
+        k_buf_puts(&b, urls[i]);
     }
     struct srv_api_headers hs;
     srv_api_headers_init(&hs);

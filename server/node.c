@@ -183,7 +183,6 @@ struct srv_node {
     size_t followers_n;
     uint64_t append_received;
     uint64_t append_sent;
-    bool removed_self;
     struct srv_internal_record *boot_records; /* owned copies; proposed once, then freed */
     size_t boot_records_n;
     bool bootstrapped; /* this start created the cluster */
@@ -431,7 +430,6 @@ static void conf_change_entry(struct srv_node *n, struct ready_flight *f,
     if (ok) conf_record(n, e->index, &cs);
     if (!k) return;
     f->members_changed = true;
-    if (ok && cc.type == RAFT_CONF_REMOVE_NODE && cc.node_id == n->cfg.id) n->removed_self = true;
     Kvpb__KvRequest req = KVPB__KV_REQUEST__INIT;
     Kvpb__KvRequest then = KVPB__KV_REQUEST__INIT;
     char path[96];

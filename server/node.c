@@ -148,6 +148,7 @@ struct srv_node {
     struct wait_list reading;  /* waiting for a read state */
     struct wait_list applying; /* reads waiting for apply to reach read_index */
     uint64_t read_ctx_open;    /* context of the ReadIndex round under way, 0 if none */
+    uint64_t read_round_ms;    /* loop time it started */
     bool sync_outstanding;
     uint64_t sync_id;
     uint64_t applied;
@@ -739,6 +740,7 @@ static void feed_reads(struct srv_node *n)
     int rc = raft_read_index(n->raft, &ctx, sizeof(ctx));
     if (rc < 0) return; /* no leader yet, or its first commit is pending: retry */
     n->read_ctx_open = ctx;
+    n->read_round_ms = uv_now(n->loop);
     while (n->queued_reads.head) {
         struct srv_wait *w = n->queued_reads.head;
         list_remove(&n->queued_reads, w);
@@ -1102,8 +1104,11 @@ static void on_sweep(uv_timer_t *t)
     sweep_list(n, &n->queued_reads, now);
     sweep_list(n, &n->reading, now);
     sweep_list(n, &n->applying, now);
-    /* A round whose reads all failed is over, answered or not. */
+    /* A round whose reads all failed is over, answered or not. One that takes too long was
+     * most likely dropped (a leader drops ReadIndex requests until it has committed an entry
+     * of its term, and a message can be lost): its reads go into a new round. */
     if (n->reading.count == 0) n->read_ctx_open = 0;
+    if (n->read_ctx_open && now - n->read_round_ms >= SRV_NODE_READ_RETRY_MS) retry_reads(n);
     if (n->proposed.count == 0) return;
     for (size_t i = 0; i < n->proposed.cap; i++) {
         struct srv_wait *w = n->proposed.slots[i].value;

@@ -36,6 +36,7 @@
 enum {
     SRV_NODE_SYNC_INTERVAL_MS = 500, /* leader's clock proposals for TTL expiry (etcd: 500) */
     SRV_NODE_SWEEP_INTERVAL_MS = 100,
+    SRV_NODE_READ_RETRY_MS = 300,    /* a ReadIndex round unanswered this long is asked again */
     SRV_NODE_QUEUE_MAX = 100000,     /* proposals and reads waiting at once; more get K_ELIMIT */
     SRV_NODE_CATCHUP_ENTRIES = 5000, /* entries kept in memory behind a snapshot (etcd's) */
 };

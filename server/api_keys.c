@@ -257,7 +257,6 @@ void srv_api_keys(struct srv_api *api, struct srv_request *req, const char *key,
     char form_err[SRV_FORM_ERROR_BYTES];
     int rc = srv_form_parse_request(arena, &src, &form, form_err);
     if (rc < 0) {
-        if (m->body_too_large) srv_request_close_after(req);
         srv_api_reply_error(api, req, KV_ECODE_INVALID_FORM, 0, form_err);
         return;
     }

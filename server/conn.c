@@ -275,7 +275,7 @@ static void conn_parse(struct srv_conn *c)
         off += used;
         if (rc == SRV_HTTP_READY) {
             struct srv_http_request *m = srv_http_parser_take(&c->parser);
-            if (m->body_too_large || m->upgrade) c->parse_dead = true;
+            if ((m->body_too_large && !m->keep_alive) || m->upgrade) c->parse_dead = true;
             conn_dispatch(c, m);
         } else if (rc == K_EPROTO) {
             c->parse_dead = true;

@@ -94,6 +94,7 @@ static int on_message_begin(http_parser *hp)
     srv_arena_init(&r->arena, p->limits->arena_bytes);
     p->cur = r;
     p->body_cap = 0;
+    p->discarding = false;
     if (p->head == NULL) {
         p->head = k_xcalloc(1, sizeof(*p->head));
         p->head->hdrs = k_xcalloc(p->limits->headers_max, sizeof(*p->head->hdrs));
@@ -293,6 +294,13 @@ static int on_headers_complete(http_parser *hp)
     }
     if (r->has_content_length && r->content_length > p->limits->body_bytes_max) {
         r->body_too_large = true;
+        /* Go's handler reads body_bytes_max + 1 bytes of it; a rest under the drain limit
+         * is read and dropped and the connection goes on. */
+        if (!r->expect_continue &&
+            r->content_length - p->limits->body_bytes_max - 1 < SRV_HTTP_DRAIN_BYTES_MAX) {
+            p->discarding = true;
+            return 0;
+        }
         r->keep_alive = false;
         return 2; /* deliver it now; the body is never read */
     }
@@ -305,23 +313,49 @@ static int on_headers_complete(http_parser *hp)
     return 0;
 }
 
+/* A body too long even to drain: deliver the request now and read nothing after it. */
+static int body_overflow(struct srv_http_parser *p, struct srv_http_request *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+    r->body_too_large = true;
+    r->keep_alive = false;
+    p->ready = r;
+    p->cur = NULL;
+    p->stopped = true;
+    p->in_message = false;
+    p->in_body = false;
+    p->discarding = false;
+    return -1;
+}
+
 static int on_body(http_parser *hp, const char *at, size_t len)
 {
     struct srv_http_parser *p = parser_of(hp);
     struct srv_http_request *r = p->cur;
+    if (p->discarding) {
+        if (r->has_content_length) return 0; /* its length was checked up front */
+        if (len <= p->discard_left) {
+            p->discard_left -= len;
+            return 0;
+        }
+        return body_overflow(p, r);
+    }
     if (len > p->limits->body_bytes_max - r->body_len) {
-        /* Only a chunked body can get here: a declared length was checked up front. */
+        /* Only a chunked body can get here: a declared length was checked up front. Like
+         * Go, read body_bytes_max + 1 bytes, then drop up to the drain limit more. */
+        size_t over = len - (p->limits->body_bytes_max - r->body_len);
         free(r->body);
         r->body = NULL;
         r->body_len = 0;
         r->body_too_large = true;
-        r->keep_alive = false;
-        p->ready = r;
-        p->cur = NULL;
-        p->stopped = true;
-        p->in_message = false;
-        p->in_body = false;
-        return -1;
+        if (!r->expect_continue && over <= SRV_HTTP_DRAIN_BYTES_MAX + 1) {
+            p->discarding = true;
+            p->discard_left = SRV_HTTP_DRAIN_BYTES_MAX + 1 - over;
+            return 0;
+        }
+        return body_overflow(p, r);
     }
     if (r->body_len + len > p->body_cap) {
         size_t cap = p->body_cap == 0 ? 4096 : p->body_cap;
@@ -358,7 +392,8 @@ static int on_message_complete(http_parser *hp)
              r->body_len == r->content_length);
     /* The form decoder may need up to the body's size again, plus its field array. */
     srv_arena_budget_add(&r->arena, 2 * r->body_len);
-    if (r->body_too_large || r->upgrade) p->stopped = true;
+    if ((r->body_too_large && !r->keep_alive) || r->upgrade) p->stopped = true;
+    p->discarding = false;
     p->ready = r;
     p->cur = NULL;
     p->in_message = false;

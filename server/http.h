@@ -95,6 +95,11 @@ struct srv_http_error {
 struct srv_http_parser_head; /* private: the head being collected */
 
 /* Embeddable; fields private to http.c. */
+/* Go reads at most this much of a body its handler left unread, so the connection can carry
+ * the next request; with more left it answers Connection: close (net/http's
+ * maxPostHandlerReadBytes). */
+enum { SRV_HTTP_DRAIN_BYTES_MAX = 256 << 10 };
+
 struct srv_http_parser {
     http_parser hp;
     const struct srv_http_limits *limits; /* borrowed; outlives the parser */
@@ -105,6 +110,8 @@ struct srv_http_parser {
     struct srv_http_error error;          /* set when feed failed */
     bool failed;                          /* an error was returned; no more input */
     bool stopped;                         /* too-large body or upgrade: no more input */
+    bool discarding;                      /* reading a too-large body's rest to drop it */
+    uint64_t discard_left;                /* chunked: bytes it may still drop */
     bool in_message;                      /* bytes of an unfinished request were seen */
     bool in_body;                         /* ... and its head is complete */
     bool method_done;                     /* the current request's method token was read */

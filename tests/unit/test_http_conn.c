@@ -544,9 +544,13 @@ START_TEST(test_body_over_limit_reaches_handler_flagged_and_connection_closes)
     start_server();
     struct client c;
     client_open(&c);
-    client_sends(&c, "PUT /k HTTP/1.1\r\nHost: x\r\n"
-                     "Content-Type: application/x-www-form-urlencoded\r\n"
-                     "Content-Length: 5000\r\n\r\nvalue=xxxx");
+    char head[256];
+    /* more than Go would read and drop after its handler (256 KiB) */
+    snprintf(head, sizeof(head),
+             "PUT /k HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+             "Content-Length: %d\r\n\r\nvalue=xxxx",
+             1000 + 1 + SRV_HTTP_DRAIN_BYTES_MAX);
+    client_sends(&c, head);
     wait_handled(1);
     const struct srv_http_request *m = srv_request_msg(held[0]);
     ck_assert(m->body_too_large);
@@ -557,6 +561,39 @@ START_TEST(test_body_over_limit_reaches_handler_flagged_and_connection_closes)
     ck_assert_ptr_nonnull(strstr(c.buf, "HTTP/1.1 400 Bad Request\r\n"));
     ck_assert_ptr_nonnull(strstr(c.buf, "Connection: close\r\n"));
     ck_assert_ptr_nonnull(strstr(c.buf, "too large"));
+    client_close(&c);
+}
+END_TEST
+
+static bool has_two_answers(void *arg)
+{
+    struct client *c = arg;
+    client_poll(c);
+    const char *first = strstr(c->buf, "HTTP/1.1 200 OK");
+    return first && strstr(first + 1, "HTTP/1.1 200 OK") && strstr(c->buf, "GET /second");
+}
+
+/* A body a little over the limit is read and dropped, and the connection serves the next
+ * request without Connection: close (Go's maxPostHandlerReadBytes). */
+START_TEST(test_body_a_little_over_limit_is_drained_and_the_connection_kept)
+{
+    config.limits.body_bytes_max = 1000;
+    start_server();
+    struct client c;
+    client_open(&c);
+    static char req[4096];
+    int n = snprintf(req, sizeof(req),
+                     "PUT /k HTTP/1.1\r\nHost: x\r\n"
+                     "Content-Type: application/x-www-form-urlencoded\r\n"
+                     "Content-Length: 1500\r\n\r\n");
+    memset(req + n, 'x', 1500);
+    req[n + 1500] = '\0';
+    strcat(req, "GET /second HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_sends(&c, req);
+    wait_handled(2);
+    run_until(has_two_answers, &c);
+    ck_assert_ptr_null(strstr(c.buf, "Connection: close"));
+    ck_assert_ptr_nonnull(strstr(c.buf, "GET /second"));
     client_close(&c);
 }
 END_TEST
@@ -1401,6 +1438,7 @@ Suite *test_http_conn_suite(void)
     tcase_add_test(tc, test_connection_that_never_sends_is_closed_after_head_timeout);
     tcase_add_test(tc, test_thousand_idle_connections_are_accepted_and_closed_cleanly);
     tcase_add_test(tc, test_body_over_limit_reaches_handler_flagged_and_connection_closes);
+    tcase_add_test(tc, test_body_a_little_over_limit_is_drained_and_the_connection_kept);
     tcase_add_test(tc, test_malformed_request_gets_400_and_close_after_earlier_answers);
     tcase_add_test(tc, test_unparsable_first_requests_get_go_plain_text_answers);
     tcase_add_test(tc, test_http10_response_echoes_version_and_closes);

@@ -318,10 +318,38 @@ START_TEST(test_head_over_limit_and_too_many_headers_are_431)
 }
 END_TEST
 
-START_TEST(test_declared_body_over_limit_is_delivered_at_once_flagged)
+/* Go reads a too-long body's rest (under 256 KiB) and keeps the connection; the request
+ * comes flagged once its body has been read and dropped. */
+START_TEST(test_declared_body_a_little_over_limit_is_drained_and_the_connection_goes_on)
 {
     limits.body_bytes_max = 100;
-    const char *s = "PUT /k HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\nvalue=";
+    char s[512];
+    int n = snprintf(s, sizeof(s),
+                     "PUT /k HTTP/1.1\r\nHost: x\r\nContent-Length: 150\r\n\r\n"
+                     "%0150d"
+                     "GET /next HTTP/1.1\r\nHost: x\r\n\r\n",
+                     0);
+    for (size_t step = 1; step <= (size_t)n; step += 37) {
+        srv_http_parser_deinit(&parser);
+        srv_http_parser_init(&parser, &limits);
+        struct srv_http_request *r[2];
+        ck_assert_int_eq(feed_all(&parser, s, (size_t)n, step, r, 2), 2);
+        ck_assert(r[0]->body_too_large);
+        ck_assert(r[0]->keep_alive);
+        ck_assert_uint_eq(r[0]->body_len, 0);
+        ck_assert_str_eq(r[1]->path.ptr, "/next");
+        srv_http_request_free(r[0]);
+        srv_http_request_free(r[1]);
+    }
+}
+END_TEST
+
+START_TEST(test_declared_body_far_over_limit_is_delivered_at_once_flagged)
+{
+    limits.body_bytes_max = 100;
+    char s[256];
+    snprintf(s, sizeof(s), "PUT /k HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\nvalue=",
+             100 + 1 + SRV_HTTP_DRAIN_BYTES_MAX);
     size_t used = 0;
     ck_assert_int_eq(srv_http_parser_feed(&parser, s, strlen(s), &used), SRV_HTTP_READY);
     struct srv_http_request *r = srv_http_parser_take(&parser);
@@ -333,24 +361,44 @@ START_TEST(test_declared_body_over_limit_is_delivered_at_once_flagged)
 }
 END_TEST
 
-START_TEST(test_chunked_body_over_limit_is_delivered_flagged)
+START_TEST(test_chunked_body_a_little_over_limit_is_drained)
 {
     limits.body_bytes_max = 10;
     const char *s = "PUT /k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                    "8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n";
-    struct srv_http_request *r[1];
-    ck_assert_int_eq(feed_all(&parser, s, strlen(s), 3, r, 1), K_ESTOPPED);
-    /* feed_all stops at the K_ESTOPPED after the flagged request; take it directly */
-    srv_http_parser_deinit(&parser);
-    srv_http_parser_init(&parser, &limits);
+                    "8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"
+                    "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct srv_http_request *r[2];
+    ck_assert_int_eq(feed_all(&parser, s, strlen(s), 3, r, 2), 2);
+    ck_assert(r[0]->body_too_large);
+    ck_assert(r[0]->keep_alive);
+    ck_assert_ptr_null(r[0]->body);
+    ck_assert_str_eq(r[1]->path.ptr, "/next");
+    srv_http_request_free(r[0]);
+    srv_http_request_free(r[1]);
+}
+END_TEST
+
+START_TEST(test_chunked_body_far_over_limit_is_delivered_flagged_and_stops)
+{
+    limits.body_bytes_max = 10;
+    size_t big = 10 + SRV_HTTP_DRAIN_BYTES_MAX + 2; /* one byte more than Go drains */
+    char head[160];
+    int hn = snprintf(head, sizeof(head),
+                      "PUT /k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n",
+                      big);
+    char *s = malloc((size_t)hn + big + 16);
+    memcpy(s, head, (size_t)hn);
+    memset(s + hn, 'a', big);
+    memcpy(s + hn + big, "\r\n0\r\n\r\n", 7);
+    size_t len = (size_t)hn + big + 7;
     size_t used = 0;
-    ck_assert_int_eq(srv_http_parser_feed(&parser, s, strlen(s), &used), SRV_HTTP_READY);
-    ck_assert_uint_eq(used, strlen(s));
+    ck_assert_int_eq(srv_http_parser_feed(&parser, s, len, &used), SRV_HTTP_READY);
     struct srv_http_request *t = srv_http_parser_take(&parser);
     ck_assert(t->body_too_large);
+    ck_assert(!t->keep_alive);
     ck_assert_ptr_null(t->body);
     srv_http_request_free(t);
-    srv_http_request_free(r[0]);
+    free(s);
 }
 END_TEST
 
@@ -415,8 +463,11 @@ Suite *test_http_parser_suite(void)
     tcase_add_test(tc, test_request_line_of_4096_bytes_is_accepted_and_longer_targets_are_414);
     tcase_add_test(tc, test_head_over_limit_and_too_many_headers_are_431);
     tcase_add_test(tc, test_head_just_under_the_limit_fits_the_request_arena);
-    tcase_add_test(tc, test_declared_body_over_limit_is_delivered_at_once_flagged);
-    tcase_add_test(tc, test_chunked_body_over_limit_is_delivered_flagged);
+    tcase_add_test(tc,
+                   test_declared_body_a_little_over_limit_is_drained_and_the_connection_goes_on);
+    tcase_add_test(tc, test_declared_body_far_over_limit_is_delivered_at_once_flagged);
+    tcase_add_test(tc, test_chunked_body_a_little_over_limit_is_drained);
+    tcase_add_test(tc, test_chunked_body_far_over_limit_is_delivered_flagged_and_stops);
     tcase_add_test(tc, test_partial_request_reports_progress_state);
     tcase_add_test(tc, test_unknown_method_is_kept_like_go_so_the_router_can_answer_405);
     suite_add_tcase(s, tc);

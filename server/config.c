@@ -446,6 +446,31 @@ static int check_tls(const struct srv_url_list *urls, const struct srv_tls_files
     return 0;
 }
 
+/* Parses cfg->initial_cluster and checks this member's entry against its flags. */
+static int check_initial_cluster(struct srv_config *cfg, char *err, size_t err_len)
+{
+    int rc = parse_initial_cluster(cfg, cfg->initial_cluster, err, err_len);
+    if (rc < 0) return rc;
+    const struct srv_initial_member *self = srv_config_initial_member(cfg, cfg->name);
+    if (!self) {
+        return fail(err, err_len,
+                    "couldn't find local name \"%s\" in the initial cluster configuration: add "
+                    "%s=<peer URL> to --initial-cluster or fix --name",
+                    cfg->name, cfg->name);
+    }
+    if (!srv_url_list_equal_unordered(&self->peer_urls, &cfg->initial_advertise_peer_urls)) {
+        char a[1024];
+        char b[1024];
+        url_list_text(&self->peer_urls, a, sizeof(a));
+        url_list_text(&cfg->initial_advertise_peer_urls, b, sizeof(b));
+        return fail(err, err_len,
+                    "--initial-cluster has %s=%s but --initial-advertise-peer-urls is %s: make "
+                    "them match",
+                    cfg->name, a, b);
+    }
+    return 0;
+}
+
 static int validate(struct srv_config *cfg, char *err, size_t err_len)
 {
     if (cfg->name[0] == '\0') return fail(err, err_len, "--name must not be empty");
@@ -493,26 +518,7 @@ static int validate(struct srv_config *cfg, char *err, size_t err_len)
         }
         cfg->initial_cluster = k_xstrdup(urls);
     }
-    rc = parse_initial_cluster(cfg, cfg->initial_cluster, err, err_len);
-    if (rc < 0) return rc;
-    const struct srv_initial_member *self = srv_config_initial_member(cfg, cfg->name);
-    if (!self) {
-        return fail(err, err_len,
-                    "couldn't find local name \"%s\" in the initial cluster configuration: add "
-                    "%s=<peer URL> to --initial-cluster or fix --name",
-                    cfg->name, cfg->name);
-    }
-    if (!srv_url_list_equal_unordered(&self->peer_urls, &cfg->initial_advertise_peer_urls)) {
-        char a[1024];
-        char b[1024];
-        url_list_text(&self->peer_urls, a, sizeof(a));
-        url_list_text(&cfg->initial_advertise_peer_urls, b, sizeof(b));
-        return fail(err, err_len,
-                    "--initial-cluster has %s=%s but --initial-advertise-peer-urls is %s: make "
-                    "them match",
-                    cfg->name, a, b);
-    }
-    return 0;
+    return check_initial_cluster(cfg, err, err_len);
 }
 
 int srv_config_parse(struct srv_config *cfg, int argc, char *const *argv, char *const *envp,
@@ -539,6 +545,25 @@ int srv_config_parse(struct srv_config *cfg, int argc, char *const *argv, char *
         snprintf(cfg->data_dir, len, "%s.etcd", cfg->name);
     }
     return validate(cfg, err, err_len);
+}
+
+int srv_config_set_initial_cluster(struct srv_config *cfg, const char *text, char *err,
+                                   size_t err_len)
+{
+    /* Checked on a copy (on the heap: the member table is large), so a failure leaves cfg
+     * as it was. */
+    struct srv_config *trial = k_xmalloc(sizeof(*trial));
+    memcpy(trial, cfg, sizeof(*trial));
+    trial->initial_cluster = (char *)text;
+    int rc = check_initial_cluster(trial, err, err_len);
+    if (rc == 0) {
+        memcpy(cfg->initial_members, trial->initial_members, sizeof(cfg->initial_members));
+        cfg->initial_member_count = trial->initial_member_count;
+        free(cfg->initial_cluster);
+        cfg->initial_cluster = k_xstrdup(text);
+    }
+    free(trial);
+    return rc;
 }
 
 void srv_config_deinit(struct srv_config *cfg)

@@ -80,6 +80,13 @@ K_MUST_USE int srv_config_parse(struct srv_config *cfg, int argc, char *const *a
                                 char *const *envp, enum srv_config_action *action, char *err,
                                 size_t err_len);
 
+/* Replaces the initial cluster with text ("name=peerURL,...", as --initial-cluster takes it)
+ * and checks it as srv_config_parse checks --initial-cluster: this member's --name must be in
+ * it with exactly its --initial-advertise-peer-urls. For discovery, which learns the initial
+ * cluster at start-up. Returns 0, or K_ECONFIG with err set and cfg unchanged. */
+K_MUST_USE int srv_config_set_initial_cluster(struct srv_config *cfg, const char *text, char *err,
+                                              size_t err_len);
+
 /* Frees what srv_config_parse allocated; cfg may be zeroed or partly filled. */
 void srv_config_deinit(struct srv_config *cfg);
 

@@ -24,6 +24,7 @@
 #include "server/cluster.h"
 #include "server/config.h"
 #include "server/data_dir.h"
+#include "server/discovery.h"
 #include "server/member_id.h"
 #include "server/members.h"
 #include "server/metrics.h"
@@ -310,10 +311,6 @@ static void on_barrier(struct srv_wait *w, int rc, const struct kv_result *res)
 
 static int check_supported(const struct srv_config *c, char *err, size_t err_len)
 {
-    if (c->discovery) {
-        snprintf(err, err_len, "--discovery needs clustering, which this build does not have yet");
-        return K_ECONFIG;
-    }
     if (c->initial_member_count > SRV_MEMBERS_MAX) {
         snprintf(err, err_len, "--initial-cluster names %zu members; at most %d are supported",
                  c->initial_member_count, SRV_MEMBERS_MAX);
@@ -328,6 +325,18 @@ static int run(struct ketchd *k, char *err, size_t err_len)
     if (rc < 0) return rc;
     rc = srv_data_dir_open(&k->dir, k->cfg.data_dir, k->cfg.wal_dir, k->cfg.name, err, err_len);
     if (rc < 0) return rc;
+    /* A first start with --discovery learns --initial-cluster from the discovery server; a
+     * restart has its identity and ignores the token, as etcd does (spec §13). */
+    if (k->cfg.discovery && !k->dir.has_identity) {
+        rc = srv_discovery_bootstrap(&k->cfg, err, err_len);
+        if (rc == K_ESTOPPED) {
+            k_log_info("server", "%s", err);
+            stop(k, NULL);
+            return 0;
+        }
+        if (rc == 0) rc = check_supported(&k->cfg, err, err_len);
+        if (rc < 0) return rc;
+    }
     struct srv_identity id;
     uint64_t initial_ids[SRV_CONFIG_MEMBERS_MAX];
     size_t voters_n;

@@ -12,10 +12,12 @@
 
 #include "base/assert.h"
 #include "server/member_url.h"
+#include "server/members.h"
 
 enum {
-    /* A discovery token bootstraps one cluster; ketchd's bound on members (config.h). */
-    SRV_DISCOVERY_SIZE_MAX = 64,
+    /* The largest cluster a token can bootstrap: ketchd's bound on members. Checked before
+     * registering, so a size ketchd cannot form never takes a place in the registry. */
+    SRV_DISCOVERY_SIZE_MAX = SRV_MEMBERS_MAX,
     /* Registrations read from one listing; a token dir holding more is a misuse. */
     SRV_DISCOVERY_NODES_MAX = 4096,
 };

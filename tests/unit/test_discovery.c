@@ -233,10 +233,14 @@ START_TEST(test_size_is_a_decimal_from_1_to_the_member_bound)
     uint64_t size = 0;
     ck_assert_int_eq(srv_discovery_size_parse("3", &size, err, sizeof(err)), 0);
     ck_assert_uint_eq(size, 3);
-    ck_assert_int_eq(srv_discovery_size_parse("64", &size, err, sizeof(err)), 0);
-    ck_assert_uint_eq(size, 64);
+    char max[32];
+    char over[32];
+    snprintf(max, sizeof(max), "%d", SRV_DISCOVERY_SIZE_MAX);
+    snprintf(over, sizeof(over), "%d", SRV_DISCOVERY_SIZE_MAX + 1);
+    ck_assert_int_eq(srv_discovery_size_parse(max, &size, err, sizeof(err)), 0);
+    ck_assert_uint_eq(size, SRV_DISCOVERY_SIZE_MAX);
     const char *bad[] = {
-        "", "x", "-1", "+3", " 3", "3 ", "0x3", "3.0", "0", "65", "18446744073709551616"
+        "", "x", "-1", "+3", " 3", "3 ", "0x3", "3.0", "0", over, "18446744073709551616"
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         size = 77;

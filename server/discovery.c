@@ -149,9 +149,12 @@ static int request(struct discovery *d, const char *method, const char *url, con
                    uint32_t timeout_ms, char *err, size_t err_len)
 {
     k_log_debug("discovery", "%s %s", method, url);
-    int rc = srv_dhttp_request(d->http, method, url, form, timeout_ms, &d->resp, err, err_len);
-    if (rc == K_ELIMIT) return fail(err, err_len, rc, "discovery: %.400s", err);
-    if (rc == K_ECONFIG) return fail(err, err_len, rc, "discovery: invalid URL: %.400s", err);
+    char why[512];
+    why[0] = '\0';
+    int rc = srv_dhttp_request(d->http, method, url, form, timeout_ms, &d->resp, why, sizeof(why));
+    if (rc == K_ELIMIT) return fail(err, err_len, rc, "discovery: %s", why);
+    if (rc == K_ECONFIG) return fail(err, err_len, rc, "discovery: invalid URL: %s", why);
+    if (rc < 0) snprintf(err, err_len, "%s", why);
     return rc;
 }
 
@@ -214,6 +217,7 @@ static int adopt_own_registration(struct discovery *d, const char *self_key,
     free(url);
     if (rc < 0) return rc;
     struct srv_discovery_event ev;
+    memset(&ev, 0, sizeof(ev));
     char why[256];
     bool ours = d->resp.status == 200 &&
                 srv_discovery_event_parse(d->resp.body.data, d->resp.body.len, &ev, why,

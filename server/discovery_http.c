@@ -226,7 +226,14 @@ static void set_options(struct srv_dhttp *h, const char *method, const char *url
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, form_body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(form_body));
     }
-    if (strcmp(method, "GET") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "GET") != 0) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        /* libcurl sends a request again, unasked, when the reused connection it went out on
+         * closes without a reply; a registration (PUT with prevExist=false) that did reach
+         * the server would then come back as 105. On a fresh connection a lost reply is an
+         * error the caller sees and handles. */
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    }
 }
 
 /* Runs the transfer until it ends or a stop signal arrives. */

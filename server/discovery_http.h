@@ -44,7 +44,8 @@ void srv_dhttp_close(struct srv_dhttp *h);
 
 /* Sends one request and waits for the whole reply. method is "GET" or "PUT"; form_body, if
  * not NULL, is sent as application/x-www-form-urlencoded. timeout_ms bounds the whole
- * request, 0 for none (watches). Returns 0 with resp filled for any HTTP status; -EAGAIN
+ * request, 0 for none (watches). A PUT goes on a new connection, never re-sent by libcurl
+ * behind the caller's back. Returns 0 with resp filled for any HTTP status; -EAGAIN
  * when the server could not be reached or the transfer failed (err says why: retry later);
  * K_ESTOPPED if SIGTERM or SIGINT arrived; K_ELIMIT for a body over SRV_DHTTP_BODY_BYTES_MAX;
  * K_ECONFIG for a URL libcurl refuses. resp->body is reset first. */

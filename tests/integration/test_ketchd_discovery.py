@@ -8,7 +8,8 @@ the request sequence on the wire (through a recording proxy) against spec 13's t
 cluster and member ids of the result, a restart ignoring the token, and the error cases:
 size key missing, size key bad, cluster full under --discovery-fallback exit and under the
 default fallback, duplicate id, an unreachable server (retried with backoff), SIGTERM while
-waiting. The 3-member bootstrap needs clustering in ketchd (harness.needs_cluster)."""
+waiting. Three members bootstrapping one working cluster is gated like the static
+cluster suite (harness.needs_cluster): it runs against ketchd once that gate opens."""
 import hashlib
 import http.client
 import http.server
@@ -88,8 +89,9 @@ class RecordingProxy:
     """Forwards HTTP/1.1 (keep-alive, long polls) to the discovery server and records each
     request as it arrives, and its reply's status and X-Etcd-Index once answered."""
 
-    def __init__(self, upstream_port, port=0):
+    def __init__(self, upstream_port, port=0, drop_first_put_reply=False):
         self.upstream_port = upstream_port
+        self.drop_put = drop_first_put_reply  # forward the first PUT, then hang up
         self.records = []
         self.lock = threading.Lock()
         proxy = self
@@ -124,6 +126,12 @@ class RecordingProxy:
                 with proxy.lock:
                     rec["status"] = r.status
                     rec["etcd_index"] = r.getheader("X-Etcd-Index")
+                    drop = proxy.drop_put and self.command == "PUT"
+                    if drop:
+                        proxy.drop_put = False
+                if drop:  # the write happened; the client never hears of it
+                    self.close_connection = True
+                    return
                 self.send_response(r.status)
                 for k, v in r.getheaders():
                     if k.lower() not in ("content-length", "transfer-encoding", "connection",
@@ -333,6 +341,42 @@ def test_members_are_awaited_with_recursive_watches(server, proxy, workdir, memb
     assert len(reg) == 3
 
 
+@harness.ketchd_only_test  # etcd would take the event as a member (and fail)
+def test_events_that_are_not_registrations_are_watched_past(server, proxy, workdir, members):
+    path, url = new_token(server, size=2, port=proxy.port)
+    m = spawn(members, DiscoveryMember(KIND, "d1", workdir, url))
+    tok = f"/v2/keys{path}"
+    proxy.wait_requests(7)
+    # Not under _config: hidden keys never reach a watch of the dir (spec 5.4).
+    r = harness.http(server.client_port, "PUT", f"/v2/keys{path}/notes/n1", {"value": "x"})
+    assert r.status == 201
+    recs = proxy.wait_requests(8)
+    assert recs[7]["target"] == \
+        f"{tok}?recursive=true&wait=true&waitIndex={r.json()['node']['modifiedIndex'] + 1}"
+    register_fake(server, path, "fa", 1)
+    harness.wait_until(lambda: "found all 2 members" in m.stderr_text(), 20,
+                       "the member to find both")
+    assert f"found all 2 members: d1={m.peer_url},fa=http://127.0.0.1:1" in m.stderr_text()
+
+
+@harness.ketchd_only_test  # etcd gives up on a failed registration
+def test_a_registration_lost_in_transit_is_retried_and_recognised(server, workdir, members,
+                                                                  request):
+    """The PUT reaches the server but its reply is lost: the retry gets 105, finds its own
+    value under its key, and carries on (etcd would exit on the lost reply)."""
+    p = RecordingProxy(server.client_port, drop_first_put_reply=True)
+    request.addfinalizer(p.close)
+    path, url = new_token(server, size=1, port=p.port)
+    m = spawn(members, DiscoveryMember(KIND, "d1", workdir, url))
+    m.wait_ready(30)
+    err = m.stderr_text()
+    assert "retrying in 2 s (retry 1)" in err, err
+    assert "the registration sent before the failure went through" in err, err
+    puts = [r for r in p.snapshot() if r["method"] == "PUT"]
+    assert [r["status"] for r in puts] == [201, 412]
+    assert registry(server, path)[0] == {format(m.expected_id(), "x"): f"d1={m.peer_url}"}
+
+
 # ---------------------------------------------------------------------------------------
 # Errors
 
@@ -449,24 +493,48 @@ def test_discovery_srv_is_refused_clearly(workdir):
 # Three members
 
 
-@harness.needs_cluster
-def test_three_members_bootstrap_one_cluster(server, workdir, members):
+@pytest.fixture(scope="module")
+def three(request, server):
+    """Three candidate members bootstrapped through one size-3 token on server."""
+    tmp = harness.TempDir("ketch-discovery-three-")
+    request.addfinalizer(tmp.remove)
+    started = []
+    request.addfinalizer(lambda: harness.stop_all(started, timeout=5))
     path, url = new_token(server, size=3)
-    ms = [spawn(members, DiscoveryMember(KIND, f"d{i}", workdir, url)) for i in range(3)]
+    ms = [spawn(started, DiscoveryMember(KIND, f"d{i}", tmp.path, url)) for i in range(3)]
     for m in ms:
         m.wait_ready(60)
+    return path, ms
+
+
+@harness.needs_cluster
+def test_three_members_bootstrap_one_working_cluster(server, three):
+    path, ms = three
     ids = {m.name: m.expected_id() for m in ms}
     reg, nodes = registry(server, path)
     assert reg == {format(ids[m.name], "x"): f"{m.name}={m.peer_url}" for m in ms}
     assert len({n["createdIndex"] for n in nodes}) == 3
     cid = format(cluster_id(ids.values()), "x")
-    want = sorted(({"id": format(ids[m.name], "x"), "name": m.name, "peerURLs": [m.peer_url],
-                    "clientURLs": [m.client_url]} for m in ms), key=lambda x: int(x["id"], 16))
     for m in ms:
-        r = harness.http(m.client_port, "GET", "/v2/members")
+        assert m.identity_self() == format(ids[m.name], "x")
+        r = harness.http(m.client_port, "GET", "/v2/keys/")
         assert r.header("X-Etcd-Cluster-Id") == cid
-        assert r.json() == {"members": want}
     r = harness.http(ms[0].client_port, "PUT", "/v2/keys/three", {"value": "3"})
     assert r.status == 201, r
-    r = harness.http(ms[2].client_port, "GET", "/v2/keys/three?quorum=true")
-    assert r.status == 200 and r.json()["node"]["value"] == "3"
+    for m in ms:
+        r = harness.http(m.client_port, "GET", "/v2/keys/three?quorum=true")
+        assert r.status == 200 and r.json()["node"]["value"] == "3"
+    leaders = {harness.http(m.client_port, "GET", "/v2/stats/self").json()["leaderInfo"]
+               ["leader"] for m in ms}
+    assert len(leaders) == 1 and leaders <= {format(i, "x") for i in ids.values()}
+
+
+@harness.needs_cluster
+def test_three_members_list_each_other(server, three):
+    _, ms = three
+    want = sorted(({"id": format(m.expected_id(), "x"), "name": m.name,
+                    "peerURLs": [m.peer_url], "clientURLs": [m.client_url]} for m in ms),
+                  key=lambda x: int(x["id"], 16))
+    for m in ms:
+        r = harness.http(m.client_port, "GET", "/v2/members")
+        assert r.json() == {"members": want}

@@ -8,8 +8,7 @@ the request sequence on the wire (through a recording proxy) against spec 13's t
 cluster and member ids of the result, a restart ignoring the token, and the error cases:
 size key missing, size key bad, cluster full under --discovery-fallback exit and under the
 default fallback, duplicate id, an unreachable server (retried with backoff), SIGTERM while
-waiting. Three members bootstrapping one working cluster is gated like the static
-cluster suite (harness.needs_cluster): it runs against ketchd once that gate opens."""
+waiting; and three members bootstrapping one working cluster that lists them all."""
 import hashlib
 import http.client
 import http.server
@@ -507,7 +506,6 @@ def three(request, server):
     return path, ms
 
 
-@harness.needs_cluster
 def test_three_members_bootstrap_one_working_cluster(server, three):
     path, ms = three
     ids = {m.name: m.expected_id() for m in ms}
@@ -529,7 +527,6 @@ def test_three_members_bootstrap_one_working_cluster(server, three):
     assert len(leaders) == 1 and leaders <= {format(i, "x") for i in ids.values()}
 
 
-@harness.needs_cluster
 def test_three_members_list_each_other(server, three):
     _, ms = three
     want = sorted(({"id": format(m.expected_id(), "x"), "name": m.name,

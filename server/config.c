@@ -506,6 +506,13 @@ static int validate(struct srv_config *cfg, char *err, size_t err_len)
         if (cfg->initial_cluster) {
             return fail(err, err_len, "--discovery and --initial-cluster cannot both be set");
         }
+        if (cfg->initial_cluster_state == SRV_CLUSTER_STATE_EXISTING) {
+            /* etcd would look for a running cluster at this member's own URLs and fail. */
+            return fail(err, err_len,
+                        "--discovery bootstraps a new cluster: it cannot be combined with "
+                        "--initial-cluster-state existing (to join a running cluster, give "
+                        "--initial-cluster instead)");
+        }
         return 0;
     }
     if (!cfg->initial_cluster) {

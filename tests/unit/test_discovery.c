@@ -420,6 +420,19 @@ START_TEST(test_discovered_cluster_is_checked_like_initial_cluster)
 }
 END_TEST
 
+START_TEST(test_discovery_cannot_join_an_existing_cluster)
+{
+    struct srv_config *cfg = calloc(1, sizeof(*cfg));
+    char *argv[] = { "ketchd", "--initial-cluster-state=existing",
+                     "--discovery=http://127.0.0.1:1/v2/keys/_etcd/registry/t", NULL };
+    enum srv_config_action action;
+    ck_assert_int_eq(srv_config_parse(cfg, 3, argv, NULL, &action, err, sizeof(err)), K_ECONFIG);
+    ck_assert_msg(strstr(err, "--discovery bootstraps a new cluster") == err, "%s", err);
+    srv_config_deinit(cfg);
+    free(cfg);
+}
+END_TEST
+
 START_TEST(test_bad_discovery_urls_are_refused_before_any_request)
 {
     char *cluster = NULL;
@@ -547,6 +560,7 @@ Suite *test_discovery_suite(void)
     tcase_add_test(tc, test_watch_events_say_whether_they_carry_a_registration);
     tcase_add_test(tc, test_discovery_member_id_uses_the_full_discovery_url);
     tcase_add_test(tc, test_discovered_cluster_is_checked_like_initial_cluster);
+    tcase_add_test(tc, test_discovery_cannot_join_an_existing_cluster);
     suite_add_tcase(s, tc);
     TCase *io = tcase_create("client");
     tcase_set_timeout(io, 30);

@@ -763,6 +763,7 @@ static void peer_drop(struct peer *pe)
 
 void srv_peers_remove(struct srv_peers *p, uint64_t id)
 {
+    if (id == 0) return; /* names no member (and is no key for the map) */
     k_u64map_put(&p->removed, id, p);
     struct peer *pe = k_u64map_remove(&p->peers, id);
     if (pe) peer_drop(pe);

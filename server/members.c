@@ -200,10 +200,13 @@ int srv_members_parse_json(const char *json, size_t len, struct srv_members *out
             const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
             uint64_t v;
             struct srv_member *m = NULL;
+            /* Id 0 is nobody, one member listed twice is no registry, and a member has a
+             * peer URL (srv_members_load keeps only those). */
             if (cJSON_IsString(id) && cJSON_IsString(name) &&
-                srv_id_parse(id->valuestring, &v) == 0)
+                srv_id_parse(id->valuestring, &v) == 0 && v != 0 && !srv_members_find(out, v))
                 m = member_get(out, v);
             if (!m || !url_array(cJSON_GetObjectItemCaseSensitive(it, "peerURLs"), &m->peer_urls) ||
+                m->peer_urls.count == 0 ||
                 !url_array(cJSON_GetObjectItemCaseSensitive(it, "clientURLs"), &m->client_urls)) {
                 rc = K_EPROTO;
                 break;

@@ -79,6 +79,11 @@ struct peer {
     size_t writing_n;
     uv_write_t write_req;
     bool removed;
+    /* The retry timer and every connection dialed for this peer until its close callback:
+     * libuv calls a closing connection's connect and write callbacks (with ECANCELED, which
+     * read connect_req, write_req and writing[] here) only when it finishes the close, after
+     * a timer closed at the same time. The peer is freed when the last of them has closed. */
+    unsigned refs;
     /* a snapshot being sent (snap_fd >= 0) */
     int snap_fd;
     uint64_t snap_left;
@@ -137,6 +142,17 @@ static void on_handle_closed(uv_handle_t *h)
     maybe_free(p);
 }
 
+/* Frees a frame list; returns how many MSG frames it held (dropped messages). */
+static uint64_t frames_free(struct frame *f);
+
+static void peer_unref(struct peer *pe)
+{
+    k_assert(pe->refs > 0);
+    if (--pe->refs > 0) return;
+    (void)frames_free(pe->head);
+    free(pe);
+}
+
 static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *c = (struct conn *)h;
@@ -144,6 +160,7 @@ static void on_conn_closed(uv_handle_t *h)
     if (c->prev) c->prev->next = c->next;
     if (c->next) c->next->prev = c->prev;
     if (p->accepted == c) p->accepted = c->next;
+    if (c->peer) peer_unref(c->peer);
     free(c->in);
     free(c);
     k_assert(p->handles > 0);
@@ -151,7 +168,6 @@ static void on_conn_closed(uv_handle_t *h)
     maybe_free(p);
 }
 
-/* Frees a frame list; returns how many MSG frames it held (dropped messages). */
 static uint64_t frames_free(struct frame *f)
 {
     uint64_t msgs = 0;
@@ -216,6 +232,7 @@ static struct conn *conn_new(struct srv_peers *p, struct peer *pe)
     struct conn *c = k_xcalloc(1, sizeof(*c));
     c->p = p;
     c->peer = pe;
+    if (pe) pe->refs++;
     c->snap_fd = -1;
     uv_tcp_init(p->loop, &c->tcp);
     c->tcp.data = c;
@@ -713,6 +730,7 @@ int srv_peers_add(struct srv_peers *p, uint64_t id, const char *ip, uint16_t por
     pe->id = id;
     pe->addr = addr;
     pe->snap_fd = -1;
+    pe->refs = 1; /* the timer */
     uv_timer_init(p->loop, &pe->retry);
     pe->retry.data = pe;
     p->handles++;
@@ -725,23 +743,18 @@ static void on_peer_timer_closed(uv_handle_t *h)
 {
     struct peer *pe = h->data;
     struct srv_peers *p = pe->p;
-    (void)frames_free(pe->head);
-    free(pe);
+    peer_unref(pe);
     k_assert(p->handles > 0);
     p->handles--;
     maybe_free(p);
 }
 
-/* Forgets pe: its connection closes and its memory goes with its timer's close. */
+/* Forgets pe: its connection closes (not to be dialed again) and its memory goes once that
+ * and its timer have closed. */
 static void peer_drop(struct peer *pe)
 {
     pe->removed = true;
-    if (pe->conn) {
-        pe->conn->peer = NULL; /* the closing connection must not touch pe any more */
-        uv_close((uv_handle_t *)&pe->conn->tcp, on_conn_closed);
-        pe->conn->closing = true;
-        pe->conn = NULL;
-    }
+    if (pe->conn) conn_close(pe->conn);
     pe->stats.dropped_messages += frames_free(pe->head);
     pe->head = pe->tail = NULL;
     snap_out_end(pe, false);
@@ -750,6 +763,7 @@ static void peer_drop(struct peer *pe)
 
 void srv_peers_remove(struct srv_peers *p, uint64_t id)
 {
+    if (id == 0) return; /* names no member (and is no key for the map) */
     k_u64map_put(&p->removed, id, p);
     struct peer *pe = k_u64map_remove(&p->peers, id);
     if (pe) peer_drop(pe);

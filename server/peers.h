@@ -114,7 +114,8 @@ uint16_t srv_peers_port(const struct srv_peers *p);
 /* Adds (or updates the address of) peer id at ip:port and starts dialing it. */
 K_MUST_USE int srv_peers_add(struct srv_peers *p, uint64_t id, const char *ip, uint16_t port);
 
-/* Stops talking to id and refuses its connections from now on. */
+/* Stops talking to id and refuses its connections from now on. Id 0 (no member; e.g. an
+ * --initial-cluster entry a joining member did not find in the registry) is a no-op. */
 void srv_peers_remove(struct srv_peers *p, uint64_t id);
 
 /* Queues a copy of msg[0..len) for peer to. Returns 0; K_ENOTFOUND for an unknown peer;

@@ -26,6 +26,11 @@ struct srv_cluster {
     uint64_t known[SRV_MEMBERS_MAX]; /* peers the transport dials now */
     size_t known_n;
     bool removed;
+    struct {
+        char host[SRV_URL_HOST_BYTES_MAX];
+        char ip[64];
+    } resolved[2 * SRV_MEMBERS_MAX];
+    size_t resolved_n;
 };
 
 int srv_resolve_host(const char *host, char *out, size_t out_len)
@@ -51,6 +56,24 @@ int srv_resolve_host(const char *host, char *out, size_t out_len)
     return ok ? 0 : K_ECONFIG;
 }
 
+/* Peer host names resolved once: getaddrinfo blocks, and this runs on the loop. */
+static int resolve_cached(struct srv_cluster *c, const char *host, char *out, size_t len)
+{
+    for (size_t i = 0; i < c->resolved_n; i++) {
+        if (strcmp(c->resolved[i].host, host) == 0) {
+            snprintf(out, len, "%s", c->resolved[i].ip);
+            return 0;
+        }
+    }
+    int rc = srv_resolve_host(host, out, len);
+    if (rc == 0 && c->resolved_n < K_ARRAY_LEN(c->resolved)) {
+        snprintf(c->resolved[c->resolved_n].host, sizeof(c->resolved[0].host), "%s", host);
+        snprintf(c->resolved[c->resolved_n].ip, sizeof(c->resolved[0].ip), "%s", out);
+        c->resolved_n++;
+    }
+    return rc;
+}
+
 static void removed(struct srv_cluster *c, const char *why)
 {
     if (c->removed) return;
@@ -64,7 +87,7 @@ static void dial_member(struct srv_cluster *c, uint64_t id, const struct srv_url
     if (id == 0 || id == c->cfg.self_id || urls->count == 0) return;
     char ip[64];
     const struct srv_url *u = &urls->urls[0];
-    if (srv_resolve_host(u->host, ip, sizeof(ip)) < 0) {
+    if (resolve_cached(c, u->host, ip, sizeof(ip)) < 0) {
         k_log_warn("cluster", "cannot resolve %s, the peer URL of %" PRIx64, u->text, id);
         return;
     }
@@ -85,9 +108,10 @@ static void sync_members(struct srv_cluster *c)
     for (size_t i = 0; i < m.removed_count; i++)
         srv_peers_remove(c->peers, m.removed[i]);
     if (m.count == 0) return; /* not written yet: keep the initial cluster */
+    /* A member the registry no longer names is not dialed; only the removed are refused. */
     for (size_t i = 0; i < c->known_n; i++) {
         if (!srv_members_find(&m, c->known[i]) && c->known[i] != c->cfg.self_id)
-            srv_peers_remove(c->peers, c->known[i]);
+            srv_peers_forget(c->peers, c->known[i]);
     }
     c->known_n = 0;
     for (size_t i = 0; i < m.count; i++) {
@@ -226,6 +250,7 @@ void srv_cluster_attach(struct srv_cluster *c, struct srv_node *node)
      * leader exists, which needs the peers. */
     const struct srv_config *conf = c->cfg.config;
     for (size_t i = 0; i < c->cfg.initial_n; i++) {
+        if (c->cfg.initial_ids[i] == 0) continue; /* not in the cluster this member joins */
         dial_member(c, c->cfg.initial_ids[i], &conf->initial_members[i].peer_urls);
         if (c->known_n < SRV_MEMBERS_MAX) c->known[c->known_n++] = c->cfg.initial_ids[i];
     }

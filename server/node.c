@@ -332,7 +332,16 @@ static struct follower_stats *follower(struct srv_node *n, uint64_t id)
     for (size_t i = 0; i < n->followers_n; i++) {
         if (n->followers[i].id == id) return &n->followers[i];
     }
-    if (n->followers_n == K_ARRAY_LEN(n->followers)) return NULL;
+    if (n->followers_n == K_ARRAY_LEN(n->followers)) {
+        /* Full: forget a member that is no longer in the configuration. */
+        const struct raft_conf_state *cs = raft_conf(n->raft);
+        size_t i = 0;
+        while (i < n->followers_n && (raft_conf_is_voter(cs, n->followers[i].id) ||
+                                      raft_conf_is_learner(cs, n->followers[i].id)))
+            i++;
+        if (i == n->followers_n) return NULL;
+        n->followers[i] = n->followers[--n->followers_n];
+    }
     struct follower_stats *fs = &n->followers[n->followers_n++];
     memset(fs, 0, sizeof(*fs));
     fs->id = id;
@@ -362,6 +371,7 @@ static void send_snapshot(struct srv_node *n, const struct raft_message *m, cons
     snprintf(path, sizeof(path), "%s/%016" PRIx64 "-%016" PRIx64 ".snap", n->cfg.snap_dir,
              m->snapshot.term, m->snapshot.index);
     int rc = n->cfg.transport->send_snapshot(n->cfg.transport->data, m->to, buf, len, path);
+    if (rc == K_EBUSY) return; /* one is under way to that peer; its outcome is reported */
     if (rc < 0) {
         k_log_debug("node", "cannot send snapshot %s to %" PRIx64 ": %s", path, m->to,
                     k_strerror(rc));
@@ -389,8 +399,11 @@ static void send_messages(struct srv_node *n, const struct raft_ready *rd)
             if (m->type == RAFT_MSG_APP) note_unreachable(n, m->to);
         } else {
             if (m->type == RAFT_MSG_APP) n->append_sent++;
-            if (fs && m->type == RAFT_MSG_HEARTBEAT && fs->heartbeat_sent_ns == 0)
-                fs->heartbeat_sent_ns = k_mono_ns();
+            /* One heartbeat timed at a time; one whose answer was lost is given up after 1 s. */
+            uint64_t now = k_mono_ns();
+            if (fs && m->type == RAFT_MSG_HEARTBEAT &&
+                (fs->heartbeat_sent_ns == 0 || now - fs->heartbeat_sent_ns > 1000000000ull))
+                fs->heartbeat_sent_ns = now;
         }
         if (buf != stack) free(buf);
     }
@@ -497,10 +510,13 @@ static void take_read_states(struct srv_node *n, const struct raft_ready *rd)
         uint64_t ctx = 0;
         if (rs->context_len != sizeof(ctx)) continue;
         memcpy(&ctx, rs->context, sizeof(ctx));
+        /* A round's answer holds for every read that arrived before the round began: those
+         * of this round and of older rounds given up on (retry_reads), whose own answers
+         * may be late or lost. Contexts grow with time. */
         struct srv_wait *w = n->reading.head;
         while (w) {
             struct srv_wait *next = w->next;
-            if (w->id == ctx) {
+            if (w->first_ctx && w->first_ctx <= ctx) {
                 list_remove(&n->reading, w);
                 w->state = WAIT_APPLYING;
                 w->read_index = rs->index;
@@ -510,6 +526,7 @@ static void take_read_states(struct srv_node *n, const struct raft_ready *rd)
         }
         if (ctx == n->read_ctx_open) n->read_ctx_open = 0;
     }
+    if (n->reading.count == 0) n->read_ctx_open = 0;
 }
 
 static void free_boot_records(struct srv_node *n)
@@ -656,8 +673,6 @@ static void apply_done(struct srv_job *job)
     }
     const struct raft_ready *rd = &f->rd;
     if (f->batch.applied_index > n->applied) n->applied = f->batch.applied_index;
-    if (f->members_changed && n->cfg.transport)
-        n->cfg.transport->members_changed(n->cfg.transport->data);
     if (rd->committed_n && rd->committed[rd->committed_n - 1].index > n->applied) {
         n->applied = rd->committed[rd->committed_n - 1].index;
     }
@@ -685,6 +700,10 @@ static void flight_finish(struct srv_node *n)
     raft_advance(n->raft, rd);
     n->in_flight = false;
     flight_free_owned(f);
+    /* After the apply (or a snapshot install, whose Ready applies nothing): the registry in
+     * the store is the new one. */
+    if (f->members_changed && n->cfg.transport)
+        n->cfg.transport->members_changed(n->cfg.transport->data);
     f->members_changed = false;
     f->snap_mark = false;
     if (n->installing_path) {
@@ -746,6 +765,7 @@ static void feed_reads(struct srv_node *n)
         list_remove(&n->queued_reads, w);
         w->state = WAIT_READING;
         w->id = ctx;
+        if (!w->first_ctx) w->first_ctx = ctx;
         list_push(&n->reading, w);
     }
 }
@@ -902,16 +922,33 @@ static void install_run(struct srv_job *job)
     struct ready_flight *f =
             (struct ready_flight *)((char *)job - offsetof(struct ready_flight, install_job));
     struct srv_node *n = f->node;
+    /* Verified under its final name inside the incoming directory first, so a bad file never
+     * becomes this member's newest snapshot. */
+    char name[64];
+    snprintf(name, sizeof(name), "%016" PRIx64 "-%016" PRIx64 ".snap", f->rd.snapshot.term,
+             f->rd.snapshot.index);
+    char staged[4300];
     char final[4300];
-    snprintf(final, sizeof(final), "%s/%016" PRIx64 "-%016" PRIx64 ".snap", n->cfg.snap_dir,
-             f->rd.snapshot.term, f->rd.snapshot.index);
-    int rc = rename(f->install_from, final) < 0 ? -errno : 0;
-    if (rc == 0) rc = k_fsync_dir(n->cfg.snap_dir);
+    snprintf(staged, sizeof(staged), "%s/%s", n->incoming_dir, name);
+    snprintf(final, sizeof(final), "%s/%s", n->cfg.snap_dir, name);
+    int rc = rename(f->install_from, staged) < 0 ? -errno : 0;
     struct raft_snap_info info;
     char err[256];
-    if (rc == 0) rc = raft_snap_load_newest(n->cfg.snap_dir, &info, err, sizeof(err));
+    if (rc == 0) rc = raft_snap_load_newest(n->incoming_dir, &info, err, sizeof(err));
     if (rc == K_ECORRUPT) k_log_error("node", "received snapshot: %s", err);
-    if (rc == 0 && info.meta.index != f->rd.snapshot.index) rc = K_ECORRUPT;
+    if (rc == 0 &&
+        (info.meta.index != f->rd.snapshot.index || info.meta.term != f->rd.snapshot.term))
+        rc = K_ECORRUPT;
+    if (rc == 0) rc = rename(staged, final) < 0 ? -errno : 0;
+    if (rc == 0) rc = k_fsync_dir(n->cfg.snap_dir);
+    if (rc < 0) {
+        unlink(staged); /* the leader sends it again after this member restarts */
+        f->install_rc = rc;
+        return;
+    }
+    size_t final_len = strlen(final); /* the extract reads the file where it now is */
+    if (final_len >= sizeof(info.path)) rc = -ENAMETOOLONG;
+    if (rc == 0) memcpy(info.path, final, final_len + 1);
     if (rc == 0) {
         unlink(f->install_tmp);
         rc = raft_snap_extract(&info, f->install_tmp);
@@ -1383,6 +1420,12 @@ static void maybe_seal(struct srv_node *n)
 {
     struct snap_job *s = &n->snap;
     if (n->snap_phase != SNAP_COPIED) return;
+    if (n->stopping) { /* the copy is dropped; the next start snapshots again */
+        unlink(s->tmp_path);
+        n->snapshot_running = false;
+        n->snap_phase = SNAP_IDLE;
+        return;
+    }
     if (n->in_flight || n->applied < s->index) return;
     const struct raft_storage *st = raft_storage_mem_storage(n->log);
     if (st->term(st->data, s->index, &s->term) < 0) {
@@ -1866,9 +1909,16 @@ int srv_node_stop(struct srv_node *n)
     fail_list(n, &n->applying, K_ESTOPPED);
     /* Let the Ready in flight and any snapshot finish: their writes may already be durable,
      * and the clients waiting on them are answered if they apply. */
+    /* A done callback may hand work to another worker (the apply half of a Ready, the seal
+     * of a snapshot, the WAL write after a snapshot install): drain all of them until none
+     * has anything left, and only then stop them. */
+    for (bool busy = true; busy;) {
+        busy = n->disk.in_flight || n->applier.in_flight || n->snapper.in_flight;
+        srv_worker_drain(&n->snapper);
+        srv_worker_drain(&n->disk);
+        srv_worker_drain(&n->applier);
+    }
     srv_worker_stop(&n->snapper, on_worker_closed, n);
-    /* The disk worker's done callback may hand the apply half of a Ready to the applier, so
-     * drain them in that order. */
     srv_worker_stop(&n->disk, on_worker_closed, n);
     srv_worker_stop(&n->applier, on_worker_closed, n);
     k_assert(!n->in_flight);

@@ -101,6 +101,7 @@ struct srv_wait {
     void *data;
     /* Owned by the node while pending. */
     uint64_t id;          /* request id of a write; read batch context of a read */
+    uint64_t first_ctx;   /* a read: the first ReadIndex round it joined (it arrived before) */
     uint64_t read_index;  /* a read: the index to apply before answering, 0 until known */
     uint64_t deadline_ms; /* loop time at which it fails */
     uint8_t *proposal;    /* a write not yet handed to raft: its encoded KvRequest, or

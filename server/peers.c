@@ -769,6 +769,12 @@ void srv_peers_remove(struct srv_peers *p, uint64_t id)
     if (pe) peer_drop(pe);
 }
 
+void srv_peers_forget(struct srv_peers *p, uint64_t id)
+{
+    struct peer *pe = id ? k_u64map_remove(&p->peers, id) : NULL;
+    if (pe) peer_drop(pe);
+}
+
 int srv_peers_send(struct srv_peers *p, uint64_t to, const uint8_t *msg, size_t len)
 {
     struct peer *pe = k_u64map_get(&p->peers, to);

@@ -118,6 +118,9 @@ K_MUST_USE int srv_peers_add(struct srv_peers *p, uint64_t id, const char *ip, u
  * --initial-cluster entry a joining member did not find in the registry) is a no-op. */
 void srv_peers_remove(struct srv_peers *p, uint64_t id);
 
+/* Stops dialing id without refusing it (it is no longer named, but was not removed). */
+void srv_peers_forget(struct srv_peers *p, uint64_t id);
+
 /* Queues a copy of msg[0..len) for peer to. Returns 0; K_ENOTFOUND for an unknown peer;
  * K_EUNAVAILABLE when the peer is not connected; K_ELIMIT when its queue is full. The last
  * two drop the message (counted); raft sends again. */

@@ -108,6 +108,17 @@ static void on_async_closed(uv_handle_t *h)
     if (w->closed_cb) w->closed_cb(w, w->closed_data);
 }
 
+void srv_worker_drain(struct srv_worker *w)
+{
+    while (w->started && w->in_flight > 0) {
+        pthread_mutex_lock(&w->mutex);
+        while (!w->done_head)
+            pthread_cond_wait(&w->cond, &w->mutex);
+        pthread_mutex_unlock(&w->mutex);
+        run_done(w);
+    }
+}
+
 void srv_worker_stop(struct srv_worker *w, srv_worker_closed_cb closed_cb, void *data)
 {
     if (!w->started) {

@@ -55,6 +55,10 @@ K_MUST_USE int srv_worker_start(struct srv_worker *w, uv_loop_t *loop, const cha
 /* Queues job; job->run_cb and done_cb must be set. Loop thread only. */
 void srv_worker_submit(struct srv_worker *w, struct srv_job *job);
 
+/* Runs every queued job to completion, their done_cbs included (which may submit more, here
+ * or to other workers), without stopping the thread. Loop thread only. */
+void srv_worker_drain(struct srv_worker *w);
+
 /* Runs every queued job to completion (their done_cbs included), then stops the thread and
  * closes the async handle; the loop must run afterwards for the close to finish, and only
  * closed_cb (may be NULL) says the struct may be freed. Loop thread only. */

@@ -16,8 +16,11 @@
 #include "server/metrics.h"
 #include "server/node.h"
 
+struct srv_cluster;
+
 struct srv_api {
     struct srv_node *node;
+    struct srv_cluster *cluster; /* the peer transport's counters, for /metrics */
     struct srv_metrics *metrics;
     const char *name;                       /* --name */
     const struct srv_url_list *client_urls; /* --advertise-client-urls */

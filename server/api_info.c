@@ -12,6 +12,8 @@
 #include "kv/json.h"
 #include "kv/store.h"
 #include "kv/watch.h"
+#include "server/cluster.h"
+#include "server/members.h"
 
 /* Appends a string literal without its NUL (lengths by hand are how a NUL once slipped into
  * /v2/stats/self). */
@@ -246,6 +248,38 @@ void srv_api_stats(struct srv_api *api, struct srv_request *req, const char *whi
     }
 }
 
+/* etcd's per-peer counters, one sample per member of the registry other than this one. */
+static void render_peers(struct srv_api *api, struct k_buf *b)
+{
+    struct srv_members m;
+    if (!api->cluster || srv_members_load(srv_node_store(api->node), &m) < 0) return;
+    static const struct {
+        const char *name;
+        const char *help;
+        const char *label;
+    } metrics[] = {
+        { "etcd_network_peer_sent_bytes_total", "The total number of bytes sent to peers.", "To" },
+        { "etcd_network_peer_received_bytes_total",
+          "The total number of bytes received from peers.", "From" },
+        { "etcd_network_peer_sent_failures_total", "The total number of send failures from peers.",
+          "To" },
+    };
+    char line[256];
+    for (size_t k = 0; k < K_ARRAY_LEN(metrics); k++) {
+        snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s counter\n", metrics[k].name,
+                 metrics[k].help, metrics[k].name);
+        k_buf_puts(b, line);
+        for (size_t i = 0; i < m.count; i++) {
+            struct srv_peer_stats ps;
+            if (!srv_cluster_peer_stats(api->cluster, m.members[i].id, &ps)) continue;
+            uint64_t v = k == 0 ? ps.sent_bytes : k == 1 ? ps.received_bytes : ps.dropped_messages;
+            snprintf(line, sizeof(line), "%s{%s=\"%" PRIx64 "\"} %" PRIu64 "\n", metrics[k].name,
+                     metrics[k].label, m.members[i].id, v);
+            k_buf_puts(b, line);
+        }
+    }
+}
+
 void srv_api_metrics(struct srv_api *api, struct srv_request *req)
 {
     struct srv_node_status st;
@@ -256,6 +290,7 @@ void srv_api_metrics(struct srv_api *api, struct srv_request *req)
     struct k_buf b;
     k_buf_init(&b);
     srv_metrics_render(api->metrics, KETCH_VERSION, "3.4", &b);
+    render_peers(api, &b);
     struct srv_api_headers hs;
     srv_api_headers_init(&hs);
     srv_api_headers_add(&hs, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");

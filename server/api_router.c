@@ -33,6 +33,12 @@ static void count_request(struct srv_api *api, const char *method)
 void srv_api_handle(struct srv_request *req, void *data)
 {
     struct srv_api *api = data;
+    if (!api->node) {
+        /* Stopping: the member is gone; the listeners close once earlier answers left. */
+        srv_request_close_after(req);
+        srv_respond(req, 503, NULL, 0, "ketchd is stopping\n", 19);
+        return;
+    }
     const struct srv_http_request *m = srv_request_msg(req);
     const char *path = m->path.ptr;
     size_t len = m->path.len;

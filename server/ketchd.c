@@ -163,6 +163,7 @@ static void stop(struct ketchd *k, const char *why)
     if (k->node) {
         int rc = srv_node_stop(k->node);
         k->node = NULL;
+        k->api.node = NULL; /* freed once its handles close: new requests get 503 */
         if (rc < 0) {
             fprintf(stderr, "ketchd: syncing the data dir on the way out failed: %s\n",
                     k_strerror(rc));
@@ -170,6 +171,7 @@ static void stop(struct ketchd *k, const char *why)
         }
     }
     if (k->cluster) {
+        k->api.cluster = NULL;
         srv_cluster_close(k->cluster, NULL, NULL);
         k->cluster = NULL;
     }
@@ -391,6 +393,7 @@ static int run(struct ketchd *k, char *err, size_t err_len)
         }
     }
     k->api.node = k->node;
+    k->api.cluster = k->cluster;
     k->api.metrics = &k->metrics;
     k->api.name = k->cfg.name;
     k->api.client_urls = &k->cfg.advertise_client_urls;

@@ -101,14 +101,26 @@ static char canonical_char(const char *name, size_t i)
     return c;
 }
 
+/* RFC 7230 token bytes, looked up once per byte (every response's header names pass here). */
+static bool token_byte(unsigned char c)
+{
+    static bool table[256];
+    static bool built;
+    if (!built) {
+        for (int i = 0; i < 256; i++) {
+            table[i] = (i >= 'a' && i <= 'z') || (i >= 'A' && i <= 'Z') || (i >= '0' && i <= '9') ||
+                       (i != 0 && strchr("!#$%&'*+-.^_`|~", i) != NULL);
+        }
+        built = true; /* the loop thread only: no race */
+    }
+    return table[c];
+}
+
 /* Go leaves a name with bytes outside the token set as it is. */
 static bool name_is_token(const char *name)
 {
     for (const char *p = name; *p != '\0'; p++) {
-        unsigned char c = (unsigned char)*p;
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  strchr("!#$%&'*+-.^_`|~", c) != NULL;
-        if (!ok) return false;
+        if (!token_byte((unsigned char)*p)) return false;
     }
     return true;
 }
@@ -160,11 +172,15 @@ static size_t head_emit(const struct srv_head_spec *h, char *out)
     size_t count = headers_sorted(h, idx);
     for (size_t k = 0; k < count; k++) {
         const struct srv_header *x = &h->headers[idx[k]];
-        bool token = name_is_token(x->name);
-        for (size_t i = 0; x->name[i] != '\0'; i++) {
-            char ch = token ? canonical_char(x->name, i) : x->name[i];
-            EMIT(&ch, 1);
+        size_t name_len = strlen(x->name);
+        if (out != NULL) {
+            memcpy(out + n, x->name, name_len);
+            if (name_is_token(x->name)) {
+                for (size_t i = 0; i < name_len; i++)
+                    out[n + i] = canonical_char(x->name, i);
+            }
         }
+        n += name_len;
         EMIT(": ", 2);
         EMIT_STR(x->value);
         EMIT("\r\n", 2);

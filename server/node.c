@@ -13,6 +13,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/endian.h"
 #include "base/err.h"
 #include "base/fsutil.h"
 #include "base/log.h"
@@ -184,9 +185,8 @@ struct srv_node {
     size_t followers_n;
     uint64_t append_received;
     uint64_t append_sent;
-    struct srv_internal_record *boot_records; /* owned copies; proposed once, then freed */
+    struct srv_internal_record *boot_records; /* owned copies, for bootstrap() */
     size_t boot_records_n;
-    bool bootstrapped; /* this start created the cluster */
     uint64_t leader;
     uint64_t leader_since_ms;
     int64_t leader_since_wall_ns;
@@ -507,9 +507,8 @@ static void take_read_states(struct srv_node *n, const struct raft_ready *rd)
 {
     for (size_t i = 0; i < rd->read_states_n; i++) {
         const struct raft_read_state *rs = &rd->read_states[i];
-        uint64_t ctx = 0;
-        if (rs->context_len != sizeof(ctx)) continue;
-        memcpy(&ctx, rs->context, sizeof(ctx));
+        if (rs->context_len != 16 || k_get_le64(rs->context) != n->cfg.id) continue;
+        uint64_t ctx = k_get_le64(rs->context + 8);
         /* A round's answer holds for every read that arrived before the round began: those
          * of this round and of older rounds given up on (retry_reads), whose own answers
          * may be late or lost. Contexts grow with time. */
@@ -538,32 +537,6 @@ static void free_boot_records(struct srv_node *n)
     free(n->boot_records);
     n->boot_records = NULL;
     n->boot_records_n = 0;
-}
-
-/* The first leader of a cluster this start created writes etcd's internal records before any
- * client write, as etcd's bootstrap does (member adds, member attributes, cluster version). */
-static void propose_boot_records(struct srv_node *n)
-{
-    if (!n->bootstrapped || n->boot_records_n == 0) return;
-    for (size_t i = 0; i < n->boot_records_n; i++) {
-        Kvpb__KvRequest req = KVPB__KV_REQUEST__INIT;
-        req.method = KVPB__KV_METHOD__KV_METHOD_INTERNAL;
-        req.path.data = (uint8_t *)n->boot_records[i].path;
-        req.path.len = strlen(n->boot_records[i].path);
-        req.value.data = (uint8_t *)n->boot_records[i].value;
-        req.value.len = strlen(n->boot_records[i].value);
-        req.time_ns = k_wall_ns();
-        size_t len = kvpb__kv_request__get_packed_size(&req);
-        uint8_t *buf = k_xmalloc(len);
-        k_assert(kvpb__kv_request__pack(&req, buf) == len);
-        int rc = raft_propose(n->raft, buf, len);
-        free(buf);
-        if (rc < 0) {
-            k_log_warn("node", "cannot propose the cluster's internal records: %s", k_strerror(rc));
-            return; /* a later leadership tries again */
-        }
-    }
-    free_boot_records(n);
 }
 
 /* A leader change loses the ReadIndex round under way (raft forgets pending reads): its reads
@@ -607,7 +580,6 @@ static void track_soft_state(struct srv_node *n)
     }
     if (state != n->state && state != RAFT_STATE_LEADER) n->sync_outstanding = false;
     n->state = state;
-    if (state == RAFT_STATE_LEADER) propose_boot_records(n);
     if (n->cfg.metrics) {
         n->cfg.metrics->has_leader = leader != 0;
         n->cfg.metrics->is_leader = state == RAFT_STATE_LEADER;
@@ -755,8 +727,12 @@ static void feed_writes(struct srv_node *n)
 static void feed_reads(struct srv_node *n)
 {
     if (!n->queued_reads.head || n->read_ctx_open) return;
+    /* The leader merges requests with equal contexts: this member's id makes ours unique. */
     uint64_t ctx = ++n->read_ctx_next | (1ull << 63);
-    int rc = raft_read_index(n->raft, &ctx, sizeof(ctx));
+    uint8_t context[16];
+    k_put_le64(context, n->cfg.id);
+    k_put_le64(context + 8, ctx);
+    int rc = raft_read_index(n->raft, context, sizeof(context));
     if (rc < 0) return; /* no leader yet, or its first commit is pending: retry */
     n->read_ctx_open = ctx;
     n->read_round_ms = uv_now(n->loop);
@@ -1534,6 +1510,57 @@ static int start_fail_path(char *err, size_t err_len, int rc, const char *what, 
 /* A new cluster: the initial configuration is raft's snapshot at index 1. It is written as a
  * real snapshot file (with the empty store), then marked in the WAL, so a restart finds the
  * configuration exactly as a later snapshot would give it. */
+static int record_cmp(const void *a, const void *b)
+{
+    const struct srv_internal_record *x = a;
+    const struct srv_internal_record *y = b;
+    bool xv = strcmp(x->path, "/0/version") == 0;
+    bool yv = strcmp(y->path, "/0/version") == 0;
+    if (xv != yv) return xv ? 1 : -1; /* the cluster version last, as etcd writes it */
+    return strcmp(x->path, y->path);
+}
+
+/* etcd's internal records of a new cluster (member raftAttributes, the cluster version) go
+ * into the log right after the initial snapshot, committed, as etcd's bootstrap puts its
+ * member conf changes there: every member writes the same entries (sorted, with no request
+ * id and no time), so they need no leader and are never proposed twice. */
+static int bootstrap_records(struct srv_node *n, const struct raft_snapshot_meta *meta)
+{
+    if (n->boot_records_n == 0) return 0;
+    qsort(n->boot_records, n->boot_records_n, sizeof(n->boot_records[0]), record_cmp);
+    struct raft_entry *ents = k_xcalloc(n->boot_records_n, sizeof(*ents));
+    for (size_t i = 0; i < n->boot_records_n; i++) {
+        Kvpb__KvRequest req = KVPB__KV_REQUEST__INIT;
+        req.method = KVPB__KV_METHOD__KV_METHOD_INTERNAL;
+        req.path.data = (uint8_t *)n->boot_records[i].path;
+        req.path.len = strlen(n->boot_records[i].path);
+        req.value.data = (uint8_t *)n->boot_records[i].value;
+        req.value.len = strlen(n->boot_records[i].value);
+        size_t len = kvpb__kv_request__get_packed_size(&req);
+        uint8_t *buf = k_xmalloc(len);
+        k_assert(kvpb__kv_request__pack(&req, buf) == len);
+        ents[i] = (struct raft_entry){ .term = meta->term,
+                                       .index = meta->index + 1 + i,
+                                       .type = RAFT_ENTRY_NORMAL,
+                                       .data_len = len,
+                                       .data = buf };
+    }
+    struct raft_hard_state hs;
+    raft_storage_mem_hard_state(n->log, &hs);
+    hs.commit = meta->index + n->boot_records_n;
+    int rc = raft_wal_write(n->wal, ents, n->boot_records_n, &hs);
+    if (rc == 0) {
+        rc = raft_storage_mem_append(n->log, ents, n->boot_records_n);
+        k_assert(rc == 0);
+        raft_storage_mem_set_hard_state(n->log, &hs);
+    }
+    for (size_t i = 0; i < n->boot_records_n; i++)
+        free((void *)ents[i].data);
+    free(ents);
+    free_boot_records(n);
+    return rc;
+}
+
 static int bootstrap(struct srv_node *n, char *err, size_t err_len)
 {
     struct raft_conf_state cs;
@@ -1570,7 +1597,8 @@ static int bootstrap(struct srv_node *n, char *err, size_t err_len)
     if (rc < 0) return start_fail(err, err_len, rc, "cannot write the WAL", k_strerror(rc));
     n->snapshot_index = meta.index;
     conf_record(n, meta.index, &meta.conf);
-    n->bootstrapped = true;
+    rc = bootstrap_records(n, &meta);
+    if (rc < 0) return start_fail(err, err_len, rc, "cannot write the WAL", k_strerror(rc));
     return 0;
 }
 

@@ -249,20 +249,30 @@ class Cluster:
         among = among if among is not None else self.live()
         names = {m.name for m in among}
 
+        seen = {}
+
         def agreed():
-            seen = set()
+            seen.clear()
             for m in among:
-                st = self.stats_self(m)
-                seen.add(st["leaderInfo"]["leader"])
-                if len(seen) > 1:
+                try:
+                    st = self.stats_self(m)
+                except (OSError, EOFError, ValueError) as e:
+                    seen[m.name] = repr(e)
                     return None
-            (lid,) = seen
-            lm = self.member_by_id(lid)
-            if lm is None or lm.name not in names:
+                seen[m.name] = (st["state"], st["leaderInfo"]["leader"])
+            lids = {lid for _, lid in seen.values()}
+            if len(lids) != 1:
                 return None
-            return lm if self.stats_self(lm)["state"] == "StateLeader" else None
-        return harness.wait_until(agreed, timeout,
-                                  f"members {sorted(names)} to agree on a leader among them")
+            lm = self.member_by_id(lids.pop())
+            if lm is None or lm.name not in names or seen[lm.name][0] != "StateLeader":
+                return None
+            return lm
+        try:
+            return harness.wait_until(agreed, timeout,
+                                      f"members {sorted(names)} to agree on a leader")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last seen (state, leader) by member: {seen}; ids: "
+                                 f"{self.ids}") from None
 
     def followers(self, leader):
         return [m for m in self.members if m is not leader]
@@ -351,9 +361,10 @@ class Cluster:
         """POST /v2/members on a live member, then starts the new process with the
         current members plus itself and --initial-cluster-state existing."""
         via = via or self.leader()
-        m = self._member(name, "existing")
-        r = via.http("POST", "/v2/members", json.dumps({"peerURLs": [m.peer_url]}),
-                     {"Content-Type": "application/json"}, timeout=15)
+        m = self.prepare_member(name)
+        r = reconfigure(lambda: via.http("POST", "/v2/members",
+                                         json.dumps({"peerURLs": [m.peer_url]}),
+                                         {"Content-Type": "application/json"}, timeout=15))
         assert r.status == 201, f"member add via {via.name}: {r}"
         new_id = r.json()["id"]
         listed = via.http("GET", "/v2/members").json()["members"]
@@ -362,21 +373,49 @@ class Cluster:
             nm = x["name"] or (name if x["id"] == new_id else None)
             assert nm, f"a member without a name that is not the new one: {x}"
             parts += [f"{nm}={u}" for u in x["peerURLs"]]
-        m.initial_cluster = ",".join(parts)
+        self.launch_member(m, ",".join(parts), timeout)
+        assert self.ids[name] == new_id, (self.ids[name], new_id)
+        return m
+
+    def prepare_member(self, name):
+        """A member to be added (addresses chosen, not started, not yet in members)."""
+        return self._member(name, "existing")
+
+    def launch_member(self, m, initial_cluster, timeout=60.0):
+        """Starts a prepared member, already added to the cluster, with initial_cluster."""
+        m.initial_cluster = initial_cluster
         self.members.append(m)
         self.started.append(m)
         m.start(timeout)
-        self.ids[name] = m.identity_self()
-        assert self.ids[name] == new_id, (self.ids[name], new_id)
+        self.ids[m.name] = m.identity_self()
         return m
 
     def remove_member(self, m, via=None):
         """DELETE /v2/members/<id> through another live member; m leaves members[]."""
         via = via or next(x for x in self.live() if x is not m)
-        r = via.http("DELETE", f"/v2/members/{self.ids[m.name]}", timeout=15)
+        r = reconfigure(lambda: via.http("DELETE", f"/v2/members/{self.ids[m.name]}",
+                                         timeout=15))
         assert r.status == 204, f"member remove of {m.name} via {via.name}: {r}"
         self.members.remove(m)
         return r
+
+
+def reconfigure(attempt, timeout=30.0):
+    """Runs attempt() (a membership request) until its answer is not a bare 500. etcd's
+    strict reconfiguration check refuses a change with a 500 while fewer members than
+    a quorum have been connected for 5 s -- just after a start or a join (spec 7.2) --
+    and a member that joined must be waited for the same way by any client."""
+    last = []
+
+    def done():
+        r = attempt()
+        last[:] = [r]
+        return r if r.status != 500 else None
+    try:
+        return harness.wait_until(done, timeout, "a membership change to be accepted",
+                                  interval=0.2)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last answer: {last}") from None
 
 
 def new_cluster(request, n=3, kind=None, netns=False, **kw):

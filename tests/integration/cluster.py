@@ -36,6 +36,7 @@ import harness
 PEER_PORT_IN_NETNS = 2380
 CLIENT_PORT_IN_NETNS = 2379
 PEER_SUBNET = "172.30.0."  # exists only inside this run's member namespaces
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 class NetnsUnavailable(Exception):
@@ -219,14 +220,29 @@ class Cluster:
 
     def stop(self):
         """Stops every process started (by PID), prints their log tails (pytest shows them
-        for a failed test), removes the network."""
+        for a failed test), removes the network. A sanitizer report in any member's log
+        (ASan, UBSan, LeakSanitizer: the ketchd under test is built with them) fails the
+        test here even if everything else passed: it is printed whole."""
+        reports = []
         try:
             harness.stop_all(self.started, timeout=3)
         finally:
             for m in self.started:
+                for n in range(1, m.starts + 1):
+                    path = os.path.join(m.log_dir, f"{m.name}.{m.kind}.{n}.err")
+                    try:
+                        text = open(path, errors="replace").read()
+                    except OSError:
+                        continue
+                    at = min((text.find(mark) for mark in SANITIZER_MARKS if mark in text),
+                             default=-1)
+                    if at >= 0:
+                        start = text.rfind("\n", 0, max(0, at - 2000)) + 1
+                        reports.append(f"{m.name} (start {n}, {path}):\n{text[start:]}")
                 print(f"--- {m.kind} {m.name} ({m.last_stderr}), last lines:\n{m.log_tail(15)}")
             if self.net:
                 self.net.cleanup()
+        assert not reports, "sanitizer reports:\n" + "\n\n".join(reports)
 
     # -- looking at members
 

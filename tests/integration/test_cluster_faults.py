@@ -5,7 +5,6 @@ must be sent a snapshot, and a partition that isolates the leader (cluster.py).
 "Acknowledged" means the client got a 2xx. After the fault every member must hold every
 acknowledged write, hold nothing nobody wrote (a write whose answer never came may or may
 not be there), and report the same X-Etcd-Index once quiet."""
-import re
 import time
 
 import cluster
@@ -80,17 +79,17 @@ def test_every_member_killed_and_restarted_keeps_acknowledged_writes(request):
 SNAPSHOT_WRITES = 10000
 
 
-def snapshot_evidence(c, leader, follower):
-    """What each kind says about the snapshot it sent (printed; asserted for etcd, which
-    is how we know the scenario really forces one)."""
+def snapshot_installed(c, leader, follower):
+    """Evidence that the follower caught up through a snapshot, not the log -- what the
+    test is about: etcd's leader counts the snapshots it sent in /metrics; ketchd has no
+    such metric, its follower logs the install."""
     if c.kind == "etcd":
         text = leader.http("GET", "/metrics").text()
-        sent = [ln for ln in text.splitlines()
-                if ln.startswith("etcd_network_snapshot_send_success")]
-        return sent
-    text = leader.http("GET", "/metrics").text()
-    return [ln for ln in text.splitlines() if re.match(r"ketch_\w*snap", ln)] + \
-        [ln for ln in follower.stderr_text().splitlines() if "snap" in ln.lower()][-5:]
+        return [ln for ln in text.splitlines()
+                if ln.startswith("etcd_network_snapshot_send_success") and
+                not ln.endswith(" 0")]
+    return [ln for ln in follower.stderr_text().splitlines()
+            if "installed the leader's snapshot" in ln]
 
 
 def test_paused_follower_catches_up_by_snapshot_after_10000_writes(request):
@@ -121,11 +120,10 @@ def test_paused_follower_catches_up_by_snapshot_after_10000_writes(request):
     got = load.check_member(c, follower)
     assert got == c.tree(leader, "/snap") == c.tree(other, "/snap")
     assert c.tree(follower, "/pre")["/pre/before"] == "b"
-    evidence = snapshot_evidence(c, leader, follower)
+    evidence = snapshot_installed(c, leader, follower)
     print("snapshot evidence:", evidence)
-    if c.kind == "etcd":
-        assert any(not ln.endswith(" 0") for ln in evidence), \
-            f"etcd sent no snapshot: the scenario does not force one ({evidence})"
+    assert evidence, f"{follower.name} caught up without a snapshot: the scenario did not " \
+        "force one"
     # it serves: a write through it, read back everywhere
     r = cluster.put(follower, "/snap/after", "a")
     assert r.status == 201, r

@@ -168,11 +168,22 @@ def run_and_check(request, c, faults, seed):
     leader = c.leader(timeout=30)
     history = [op for cl in clients for op in cl.ops]
     for key in KEYS:
-        invoke = time.monotonic()
-        r = leader.http("GET", f"/v2/keys{key}?quorum=true", timeout=CLIENT_TIMEOUT)
-        out = r.json()["node"]["value"] if r.status == 200 else None
-        assert r.status in (200, 404), r
-        history.append(Op(key, "read", invoke, time.monotonic(), out=out, client="final"))
+        # a timed-out read is ambiguous and proves nothing: ask until one is answered
+        tries = []
+
+        def final_read():
+            invoke = time.monotonic()
+            r = leader.http("GET", f"/v2/keys{key}?quorum=true", timeout=CLIENT_TIMEOUT)
+            tries.append(r.status)
+            if r.status >= 500:
+                return None
+            assert r.status in (200, 404), r
+            out = r.json()["node"]["value"] if r.status == 200 else None
+            return Op(key, "read", invoke, time.monotonic(), out=out, client="final")
+        history.append(harness.wait_until(final_read, 30, f"a quorum read of {key} on the "
+                                          f"leader {leader.name} after healing"))
+        if len(tries) > 1:
+            print(f"final read of {key} on {leader.name} answered after {tries}")
     kinds = {}
     for op in history:
         state = "?" if op.ambiguous else op.out is not False

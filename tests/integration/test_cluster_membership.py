@@ -20,8 +20,17 @@ def members_listed(m):
 
 def wait_members_listed(c, members, timeout=30):
     want = sorted((m.name, c.ids[m.name]) for m in members)
-    harness.wait_until(lambda: all(members_listed(m) == want for m in members), timeout,
-                       f"every member to list exactly {[m.name for m in members]}")
+    seen = {}
+
+    def listed():
+        for m in members:
+            seen[m.name] = members_listed(m)
+        return all(v == want for v in seen.values())
+    try:
+        harness.wait_until(listed, timeout,
+                           f"every member to list exactly {[m.name for m in members]}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; want {want}, last listed: {seen}; ids: {c.ids}") from None
 
 
 def assert_exits_on_its_own(m, timeout=30):

@@ -68,11 +68,47 @@ def _pick_client_subnet():
     raise NetnsUnavailable("no free 10.x.y.0/24 subnet for the client bridge")
 
 
+NETNS_RECORDS = "/run/ketch-test-netns"  # <run id> -> PID of the test that made it
+
+
+def _sweep_abandoned():
+    """Removes the namespaces and links of runs whose test process is gone (killed before
+    its finalizer ran); a run records its PID when it starts."""
+    try:
+        rids = os.listdir(NETNS_RECORDS)
+    except OSError:
+        return
+    for rid in rids:
+        path = os.path.join(NETNS_RECORDS, rid)
+        try:
+            pid = int(open(path).read().strip() or "0")
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue
+        prefix = f"kt{rid}"
+        for line in _ip("-o", "link", "show", check=False).stdout.decode().splitlines():
+            name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+            if name.startswith(prefix):
+                _ip("link", "del", name, check=False)
+        for line in _ip("netns", "list", check=False).stdout.decode().splitlines():
+            name = line.split()[0] if line.split() else ""
+            if name.startswith(prefix):
+                _ip("netns", "del", name, check=False)
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 class Network:
     """The namespaces, veths and bridges of one cluster (see the module docstring)."""
 
     def __init__(self):
         self.rid = secrets.token_hex(3)
+        self.record = None
         self.hub = f"kt{self.rid}hub"
         self.client_bridge = f"kt{self.rid}c"
         self.namespaces = []  # created, to delete
@@ -88,6 +124,11 @@ class Network:
             raise NetnsUnavailable(f"network namespaces are not available here (needs root "
                                    f"or CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}") from None
         self.namespaces.append(self.hub)
+        _sweep_abandoned()
+        os.makedirs(NETNS_RECORDS, exist_ok=True)
+        self.record = os.path.join(NETNS_RECORDS, self.rid)
+        with open(self.record, "w") as f:
+            f.write(str(os.getpid()))
         _ip("-n", self.hub, "link", "set", "lo", "up")
         _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
         _ip("-n", self.hub, "link", "set", "br0", "up")
@@ -163,6 +204,9 @@ class Network:
             self.bridge_made = False
         if errors:
             raise AssertionError(f"network cleanup failed: {errors}")
+        if self.record:
+            os.unlink(self.record)
+            self.record = None
 
 
 class Cluster:

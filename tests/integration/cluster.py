@@ -504,8 +504,9 @@ class Writers:
     """A steady write load: `threads` writers, writer t starting on targets()[t % n] and
     moving to the next target after a failure. Each PUT creates a new key
     <prefix>/w<t>-<i> with value "<t>-<i>"; a 2xx puts it in acked (key -> (value,
-    monotonic time sent, time answered)); no answer, a 5xx or a broken connection puts it in ambiguous (it
-    may or may not have been applied). Any other answer is an error the test reports.
+    monotonic time sent, time answered)); no answer, a 5xx or a broken connection puts it
+    in ambiguous (it may or may not have been applied). Any other answer is an error the
+    test reports.
     targets is a function, so membership tests can change the members written to."""
 
     def __init__(self, targets, prefix, threads=3, timeout=10.0, max_writes=200000):

@@ -584,12 +584,6 @@ class Writers:
         with self.lock:
             return len(self.acked)
 
-    def first_ack_invoked_after(self, t):
-        """The completion time of the first acknowledged write invoked after t, or None."""
-        with self.lock:
-            done = [c for _, inv, c in self.acked.values() if inv > t]
-        return min(done) if done else None
-
     def count_invoked_after(self, t):
         with self.lock:
             return sum(1 for _, inv, _ in self.acked.values() if inv > t)

@@ -307,9 +307,9 @@ def build_request(method, path, body=None, headers=None, host="127.0.0.1"):
     return head.encode("utf-8") + (body or b"")
 
 
-def http(port, method, path, body=None, headers=None, timeout=10.0):
+def http(port, method, path, body=None, headers=None, timeout=10.0, host="127.0.0.1"):
     """One request on a fresh connection; returns the whole Response."""
-    with Connection(port, timeout=timeout) as c:
+    with Connection(port, host=host, timeout=timeout) as c:
         return c.request(method, path, body, headers)
 
 
@@ -332,17 +332,24 @@ class Member:
     """One store member process (etcd or ketchd) with etcd's flags.
 
     The same flags are given to both kinds; etcd additionally gets --enable-v2=true, which
-    ketchd accepts and ignores (it always serves v2), so it is passed to both."""
+    ketchd accepts and ignores (it always serves v2), so it is passed to both.
+
+    host and peer_host are the addresses of the client and peer URLs (127.0.0.1 unless
+    the member runs in a network namespace of its own, netns: then argv starts with
+    `ip netns exec <netns>`, which execs the member, so the PID is still the member's)."""
 
     def __init__(self, kind, name, data_dir, client_port, peer_port, initial_cluster=None,
                  initial_cluster_state="new", token="etcd-cluster", extra_flags=(),
-                 log_dir=None):
+                 log_dir=None, host="127.0.0.1", peer_host=None, netns=None):
         self.kind = kind
         self.name = name
+        self.host = host
+        self.peer_host = peer_host or host
+        self.netns = netns
         self.data_dir = str(data_dir)
         self.client_port = client_port
         self.peer_port = peer_port
-        self.initial_cluster = initial_cluster or f"{name}=http://127.0.0.1:{peer_port}"
+        self.initial_cluster = initial_cluster or f"{name}=http://{self.peer_host}:{peer_port}"
         self.initial_cluster_state = initial_cluster_state
         self.token = token
         self.extra_flags = list(extra_flags)
@@ -354,18 +361,23 @@ class Member:
 
     @property
     def client_url(self):
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"http://{self.host}:{self.client_port}"
 
     @property
     def peer_url(self):
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"http://{self.peer_host}:{self.peer_port}"
 
     @property
     def pid(self):
         return self.proc.pid if self.proc else None
 
+    def http(self, method, path, body=None, headers=None, timeout=10.0):
+        """One request to this member's client URL."""
+        return http(self.client_port, method, path, body, headers, timeout, host=self.host)
+
     def argv(self):
-        return [binary_for(self.kind),
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        return prefix + [binary_for(self.kind),
                 f"--name={self.name}",
                 f"--data-dir={self.data_dir}",
                 f"--listen-client-urls={self.client_url}",
@@ -400,10 +412,10 @@ class Member:
         if self.proc.poll() is not None:
             raise AssertionError(f"{self.kind} {self.name} exited with {self.proc.returncode} "
                                  f"during start:\n{self.log_tail()}")
-        v = http(self.client_port, "GET", "/version", timeout=2)
+        v = self.http("GET", "/version", timeout=2)
         if v.status != 200:
             return False
-        h = http(self.client_port, "GET", "/health", timeout=2)
+        h = self.http("GET", "/health", timeout=2)
         return h.status == 200 and b'"true"' in h.body
 
     def wait_ready(self, timeout=30.0):
@@ -475,11 +487,11 @@ class Member:
 
     def identity_self(self):
         """This member's own id, from /v2/stats/self."""
-        return http(self.client_port, "GET", "/v2/stats/self").json()["id"]
+        return self.http("GET", "/v2/stats/self").json()["id"]
 
     # Identity as the member reports it (used to mask ids in comparisons).
     def identity(self):
-        r = http(self.client_port, "GET", "/v2/members")
+        r = self.http("GET", "/v2/members")
         cid = r.header("X-Etcd-Cluster-Id")
         mids = [m["id"] for m in r.json()["members"]]
         return cid, mids

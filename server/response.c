@@ -125,27 +125,61 @@ static bool name_is_token(const char *name)
     return true;
 }
 
-static int canonical_cmp(const char *a, const char *b)
+enum { CANON_NAME_BYTES = 64 };
+
+struct canon_names;
+static int canonical_cmp(const struct canon_names *c, size_t a, size_t b);
+
+/* The safe headers' names in Go's canonical form (a name too long for the scratch keeps
+ * pointing at the original, canonicalised when written), and their indexes sorted by that
+ * name (stable, so repeated names keep their order), as Go's Header.Write sorts them.
+ * Returns how many. */
+struct canon_names {
+    const char *name[SRV_RESPONSE_HEADERS_MAX];
+    size_t len[SRV_RESPONSE_HEADERS_MAX];
+    bool raw[SRV_RESPONSE_HEADERS_MAX]; /* name is the original, to canonicalise on output */
+    char buf[SRV_RESPONSE_HEADERS_MAX][CANON_NAME_BYTES];
+};
+
+/* Compares headers a and b by canonical name. */
+static int canonical_cmp(const struct canon_names *c, size_t a, size_t b)
 {
-    bool ta = name_is_token(a);
-    bool tb = name_is_token(b);
+    if (!c->raw[a] && !c->raw[b]) return strcmp(c->name[a], c->name[b]);
     for (size_t i = 0;; i++) {
-        char ca = a[i] == '\0' ? '\0' : ta ? canonical_char(a, i) : a[i];
-        char cb = b[i] == '\0' ? '\0' : tb ? canonical_char(b, i) : b[i];
+        char ca = c->name[a][i] == '\0' ? '\0'
+                  : c->raw[a]           ? canonical_char(c->name[a], i)
+                                        : c->name[a][i];
+        char cb = c->name[b][i] == '\0' ? '\0'
+                  : c->raw[b]           ? canonical_char(c->name[b], i)
+                                        : c->name[b][i];
         if (ca != cb) return (unsigned char)ca - (unsigned char)cb;
         if (ca == '\0') return 0;
     }
 }
 
-/* Indexes of the safe headers, sorted by canonical name (stable, so repeated names keep
- * their order), as Go's Header.Write sorts them. Returns how many. */
-static size_t headers_sorted(const struct srv_head_spec *h, size_t *idx)
+static size_t headers_sorted(const struct srv_head_spec *h, size_t *idx, struct canon_names *c)
 {
     size_t n = 0;
     for (size_t i = 0; i < h->header_count && n < SRV_RESPONSE_HEADERS_MAX; i++) {
+        const char *name = h->headers[i].name;
         if (!header_is_safe(&h->headers[i])) continue;
+        size_t len = strlen(name);
+        bool token = name_is_token(name);
+        c->len[i] = len;
+        c->raw[i] = false;
+        if (!token) {
+            c->name[i] = name;
+        } else if (len < CANON_NAME_BYTES) {
+            for (size_t j = 0; j < len; j++)
+                c->buf[i][j] = canonical_char(name, j);
+            c->buf[i][len] = '\0';
+            c->name[i] = c->buf[i];
+        } else {
+            c->name[i] = name;
+            c->raw[i] = true;
+        }
         size_t k = n++;
-        while (k > 0 && canonical_cmp(h->headers[idx[k - 1]].name, h->headers[i].name) > 0) {
+        while (k > 0 && canonical_cmp(c, idx[k - 1], i) > 0) {
             idx[k] = idx[k - 1];
             k--;
         }
@@ -169,18 +203,19 @@ static size_t head_emit(const struct srv_head_spec *h, char *out)
                      h->status, srv_status_reason(h->status));
     EMIT(line, (size_t)l);
     size_t idx[SRV_RESPONSE_HEADERS_MAX];
-    size_t count = headers_sorted(h, idx);
+    struct canon_names c;
+    size_t count = headers_sorted(h, idx, &c);
     for (size_t k = 0; k < count; k++) {
-        const struct srv_header *x = &h->headers[idx[k]];
-        size_t name_len = strlen(x->name);
+        size_t i = idx[k];
+        const struct srv_header *x = &h->headers[i];
         if (out != NULL) {
-            memcpy(out + n, x->name, name_len);
-            if (name_is_token(x->name)) {
-                for (size_t i = 0; i < name_len; i++)
-                    out[n + i] = canonical_char(x->name, i);
+            memcpy(out + n, c.name[i], c.len[i]);
+            if (c.raw[i]) {
+                for (size_t j = 0; j < c.len[i]; j++)
+                    out[n + j] = canonical_char(x->name, j);
             }
         }
-        n += name_len;
+        n += c.len[i];
         EMIT(": ", 2);
         EMIT_STR(x->value);
         EMIT("\r\n", 2);

@@ -118,15 +118,16 @@ static bool request_wants_body(const struct srv_request *req, int status)
 static void request_emit_head(struct srv_request *req, const struct srv_head_spec *spec,
                               const char *body, size_t body_len)
 {
-    size_t head_len = srv_head_bytes(spec);
-    char *head = k_trymalloc(head_len);
-    int rc = head == NULL ? -ENOMEM : 0;
-    if (rc == 0) {
-        size_t n = srv_head_format(spec, head);
-        k_assert(n == head_len);
-        rc = srv__out_append(req, head, head_len, body, body_len, NULL, 0);
+    char scratch[2048]; /* most heads fit: formatted once, copied once */
+    size_t head_len = srv_head_format_into(spec, scratch, sizeof(scratch));
+    char *head = scratch;
+    if (head_len > sizeof(scratch)) {
+        head = k_trymalloc(head_len);
+        if (head != NULL) k_assert(srv_head_format(spec, head) == head_len);
     }
-    free(head);
+    int rc = head == NULL ? -ENOMEM : 0;
+    if (rc == 0) rc = srv__out_append(req, head, head_len, body, body_len, NULL, 0);
+    if (head != scratch) free(head);
     if (rc < 0) {
         k_log_warn("http", "dropping a connection: no memory for a %zu-byte response",
                    head_len + body_len);

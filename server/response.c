@@ -4,6 +4,7 @@
 #include "response.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -188,14 +189,15 @@ static size_t headers_sorted(const struct srv_head_spec *h, size_t *idx, struct 
     return n;
 }
 
-/* Writes the head into out when out is not NULL; returns its length either way. */
-static size_t head_emit(const struct srv_head_spec *h, char *out)
+/* Writes the head into out[0..cap) when out is not NULL and it fits; returns its length
+ * either way (a length over cap means nothing useful was written). */
+static size_t head_emit(const struct srv_head_spec *h, char *out, size_t cap)
 {
     char line[128];
     size_t n = 0;
 #define EMIT(s, len)                                                                               \
     do {                                                                                           \
-        if (out != NULL) memcpy(out + n, (s), (len));                                              \
+        if (out != NULL && n + (len) <= cap) memcpy(out + n, (s), (len));                          \
         n += (len);                                                                                \
     } while (0)
 #define EMIT_STR(s) EMIT((s), strlen(s))
@@ -208,7 +210,7 @@ static size_t head_emit(const struct srv_head_spec *h, char *out)
     for (size_t k = 0; k < count; k++) {
         size_t i = idx[k];
         const struct srv_header *x = &h->headers[i];
-        if (out != NULL) {
+        if (out != NULL && n + c.len[i] <= cap) {
             memcpy(out + n, c.name[i], c.len[i]);
             if (c.raw[i]) {
                 for (size_t j = 0; j < c.len[i]; j++)
@@ -237,12 +239,17 @@ static size_t head_emit(const struct srv_head_spec *h, char *out)
 
 size_t srv_head_bytes(const struct srv_head_spec *h)
 {
-    return head_emit(h, NULL);
+    return head_emit(h, NULL, 0);
 }
 
 size_t srv_head_format(const struct srv_head_spec *h, char *out)
 {
-    return head_emit(h, out);
+    return head_emit(h, out, SIZE_MAX);
+}
+
+size_t srv_head_format_into(const struct srv_head_spec *h, char *out, size_t cap)
+{
+    return head_emit(h, out, cap);
 }
 
 size_t srv_error_format(const struct srv_http_error *e, const char *date_line, char *out)

@@ -65,6 +65,10 @@ size_t srv_head_bytes(const struct srv_head_spec *h);
 /* Writes the head into out, which has srv_head_bytes(h) bytes; returns that count. */
 size_t srv_head_format(const struct srv_head_spec *h, char *out);
 
+/* Formats the head into out[0..cap) if it fits; returns its length either way (over cap:
+ * format it with srv_head_bytes and srv_head_format instead). */
+size_t srv_head_format_into(const struct srv_head_spec *h, char *out, size_t cap);
+
 /* Writes Go's answer to a request it could not parse into out (at least 512 bytes) and
  * returns its length: "HTTP/1.1 <code> <reason>\r\nContent-Type: text/plain;
  * charset=utf-8\r\nConnection: close\r\n\r\n<body>", or for 417 Go's

@@ -2,8 +2,11 @@
  * pipeline_depth are at the handler, hands each to the handler, writes answers strictly in
  * request order, and enforces the timeouts and bounds of http_server.h. All transitions go
  * through srv__conn_pump, which is not re-entered: a handler answering from inside the
- * handler call only asks for another round. */
+ * handler call only asks for another round. With TLS (config.tls) the same machine runs on
+ * plaintext: ciphertext read is fed to the connection's engine and decrypted into the input
+ * buffer as room allows, and every write is encrypted just before it is handed to libuv. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -50,6 +53,8 @@ static void conn_handle_closed(uv_handle_t *h)
     if (--c->handles_open > 0) return;
     struct srv_http_server *s = c->server;
     c->server = NULL;
+    srv_tls_free(c->tls); /* nothing reads or writes any more */
+    c->tls = NULL;
     srv__server_conn_closed(s);
     srv__conn_unref(c);
 }
@@ -114,8 +119,8 @@ static void conn_write_done(uv_write_t *w, int status)
     srv__conn_pump(c);
 }
 
-/* Hands a list of output chunks to libuv, which owns them until conn_write_done. */
-static void conn_write_list(struct srv_conn *c, struct srv__out *list)
+/* Hands a list of chunks of wire bytes to libuv, which owns them until conn_write_done. */
+static void conn_write_wire(struct srv_conn *c, struct srv__out *list)
 {
     size_t n = 0;
     size_t bytes = 0;
@@ -150,6 +155,52 @@ static void conn_write_list(struct srv_conn *c, struct srv__out *list)
         free(cw);
         srv__conn_abort(c);
     }
+}
+
+/* The engine's waiting ciphertext as one output chunk, or NULL when there is none. */
+static struct srv__out *conn_tls_output(struct srv_conn *c)
+{
+    size_t len;
+    char *bytes = srv_tls_take_output(c->tls, &len);
+    if (bytes == NULL) return NULL;
+    struct srv__out *o = k_xmalloc(sizeof(*o));
+    o->next = NULL;
+    o->len = len;
+    o->ext = bytes;
+    return o;
+}
+
+/* Writes what the engine has to say by itself: handshake records, alerts. */
+static void conn_tls_send_output(struct srv_conn *c)
+{
+    struct srv__out *o = conn_tls_output(c);
+    if (o != NULL) conn_write_wire(c, o);
+}
+
+/* Encrypts a list of plaintext chunks (freed here) into one chunk of ciphertext. */
+static struct srv__out *conn_tls_seal(struct srv_conn *c, struct srv__out *list)
+{
+    int rc = 0;
+    while (list != NULL) {
+        struct srv__out *next = list->next;
+        if (rc == 0)
+            rc = srv_tls_write(c->tls, list->ext != NULL ? list->ext : list->data, list->len);
+        srv__out_free(list);
+        list = next;
+    }
+    if (rc < 0) {
+        k_log_debug("http", "TLS write failed: %s", srv_tls_error(c->tls));
+        srv__conn_abort(c);
+        return NULL;
+    }
+    return conn_tls_output(c);
+}
+
+/* Hands a list of output chunks (plaintext) to libuv; with TLS, encrypted first. */
+static void conn_write_list(struct srv_conn *c, struct srv__out *list)
+{
+    if (c->tls != NULL) list = conn_tls_seal(c, list);
+    if (list != NULL) conn_write_wire(c, list);
 }
 
 static void conn_write_raw(struct srv_conn *c, const char *data, size_t len)
@@ -188,6 +239,11 @@ static void conn_begin_shutdown(struct srv_conn *c)
     conn_drop_queue(c); /* later pipelined requests will never be answered */
     c->input_len = 0;
     c->last_progress_ms = conn_now(c);
+    if (c->tls != NULL) {
+        srv_tls_close_notify(c->tls); /* nothing if the handshake failed or never ended */
+        conn_tls_send_output(c);
+        if (c->closing) return;
+    }
     uv_shutdown_t *sh = k_xmalloc(sizeof(*sh));
     sh->data = c;
     if (uv_shutdown(sh, (uv_stream_t *)&c->tcp, conn_shutdown_done) < 0) {
@@ -324,6 +380,64 @@ static void conn_handle_eof(struct srv_conn *c)
     }
 }
 
+/* Logs why the TLS connection failed and ends its input: the alert goes out, then the
+ * connection closes as after a FIN (requests at the handler are gone). */
+static void conn_tls_failed(struct srv_conn *c)
+{
+    char addr[INET6_ADDRSTRLEN + 8] = "?";
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[INET6_ADDRSTRLEN] = "";
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof(ip));
+            snprintf(addr, sizeof(addr), "%s:%u", ip, ntohs(a->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof(ip));
+            snprintf(addr, sizeof(addr), "[%s]:%u", ip, ntohs(a->sin6_port));
+        }
+    }
+    /* etcd logs these at info level too ("rejected connection from ..."). */
+    k_log_info("http", "rejected TLS connection from %s: %s", addr, srv_tls_error(c->tls));
+    conn_tls_send_output(c);
+    if (c->closing) return;
+    c->read_eof = true;
+    c->parse_dead = true;
+    c->input_len = 0;
+}
+
+/* Decrypts what the engine holds into the input buffer while there is room (allocating the
+ * buffer only when there is something to decrypt) and writes what the engine answers. */
+static void conn_tls_pull(struct srv_conn *c)
+{
+    while (!c->closing && !c->read_eof && !c->parse_dead && !c->shutting_down) {
+        if (srv_tls_fed_bytes(c->tls) == 0) break;
+        if (c->input_len == SRV_CONN_INPUT_BYTES) break;
+        if (c->input == NULL) {
+            c->input = k_xmalloc(SRV_CONN_INPUT_BYTES); /* bounded */
+            c->input_len = 0;
+        }
+        size_t n = 0;
+        size_t fed = srv_tls_fed_bytes(c->tls);
+        int rc = srv_tls_read(c->tls, c->input + c->input_len, SRV_CONN_INPUT_BYTES - c->input_len,
+                              &n);
+        c->input_len += n;
+        if (rc == K_EPROTO) {
+            conn_tls_failed(c);
+            return;
+        }
+        conn_tls_send_output(c);
+        if (c->closing) return;
+        if (rc == SRV_TLS_CLOSED) {
+            c->read_eof = true; /* close_notify: the client will send nothing more */
+            return;
+        }
+        if (n == 0 && srv_tls_fed_bytes(c->tls) == fed) break; /* a partial record */
+    }
+}
+
 static void conn_update_reading(struct srv_conn *c);
 
 void srv__conn_pump(struct srv_conn *c)
@@ -337,6 +451,8 @@ void srv__conn_pump(struct srv_conn *c)
     do {
         c->pump_again = false;
         conn_flush(c);
+        if (c->closing) break;
+        if (c->tls != NULL) conn_tls_pull(c);
         if (c->closing) break;
         bool was_in_message = srv_http_parser_in_message(&c->parser);
         conn_parse(c);
@@ -366,11 +482,28 @@ void srv__conn_pump(struct srv_conn *c)
 static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct srv_conn *c = h->data;
+    if (c->tls != NULL) {
+        *buf = uv_buf_init(c->server->tls_read_buf, SRV_CONN_INPUT_BYTES);
+        return;
+    }
     if (c->input == NULL) {
         c->input = k_xmalloc(SRV_CONN_INPUT_BYTES); /* bounded */
         c->input_len = 0;
     }
     *buf = uv_buf_init(c->input + c->input_len, (unsigned)(SRV_CONN_INPUT_BYTES - c->input_len));
+}
+
+/* Ciphertext arrived (in the server's shared buffer): the engine takes a copy. */
+static void conn_tls_read(struct srv_conn *c, const char *bytes, size_t len)
+{
+    if (c->server->config.bytes_in) *c->server->config.bytes_in += len;
+    if (c->shutting_down || c->parse_dead) {
+        if (!c->shutting_down) srv__conn_pump(c); /* draining, as for plain HTTP */
+        return;
+    }
+    srv_tls_feed(c->tls, bytes, len);
+    c->last_progress_ms = conn_now(c);
+    srv__conn_pump(c);
 }
 
 static void conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -391,6 +524,10 @@ static void conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         k_log_debug("http", "read failed: %s", uv_strerror((int)nread));
         srv__conn_abort(c);
+        return;
+    }
+    if (c->tls != NULL) {
+        conn_tls_read(c, buf->base, (size_t)nread);
         return;
     }
     k_assert((size_t)nread <= SRV_CONN_INPUT_BYTES - c->input_len);
@@ -414,6 +551,7 @@ static void conn_update_reading(struct srv_conn *c)
     const struct srv_http_config *cfg = conn_config(c);
     bool want = !c->read_eof && c->input_len < SRV_CONN_INPUT_BYTES &&
                 (c->shutting_down || c->write_bytes <= cfg->write_queue_bytes_max);
+    if (c->tls != NULL && srv_tls_fed_bytes(c->tls) >= SRV_TLS_FED_BYTES_MAX) want = false;
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read) < 0) {
             srv__conn_abort(c);
@@ -483,6 +621,9 @@ static void conn_update_timer(struct srv_conn *c)
             deadline = min_u64(deadline, c->last_progress_ms + idle);
         }
     }
+    if (c->tls != NULL && !srv_tls_handshake_done(c->tls) && !c->shutting_down) {
+        deadline = min_u64(deadline, c->start_ms + cfg->head_timeout_ms); /* slow handshakes */
+    }
     if (deadline == UINT64_MAX) {
         uv_timer_stop(&c->timer);
         return;
@@ -501,7 +642,16 @@ void srv__conn_start(struct srv_http_server *s, struct srv_conn *c)
     srv_http_parser_init(&c->parser, &s->config.limits);
     uv_timer_init(s->loop, &c->timer);
     c->last_progress_ms = uv_now(s->loop);
+    c->start_ms = c->last_progress_ms;
     int rc = uv_tcp_nodelay(&c->tcp, 1);
     if (rc < 0) k_log_debug("http", "cannot set TCP_NODELAY: %s", uv_strerror(rc));
+    if (s->config.tls != NULL) {
+        rc = srv_tls_new(s->config.tls, NULL, &c->tls);
+        if (rc < 0) {
+            k_log_warn("http", "cannot start TLS on a connection: %s", k_strerror(rc));
+            srv__conn_abort(c);
+            return;
+        }
+    }
     srv__conn_pump(c);
 }

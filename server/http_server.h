@@ -47,6 +47,7 @@
 #include "base/assert.h"
 #include "server/http.h"
 #include "server/response.h"
+#include "server/tls.h"
 
 struct srv_http_server;
 struct srv_request;
@@ -91,9 +92,15 @@ struct srv_http_config {
     uint64_t write_timeout_ms;
     uint64_t linger_ms;
     /* Counters the server adds to (loop thread only), or NULL: bytes read from clients and
-     * bytes handed to the socket for them (for /metrics). */
+     * bytes handed to the socket for them (for /metrics); with TLS, the bytes on the wire. */
     uint64_t *bytes_in;
     uint64_t *bytes_out;
+    /* NULL: plain HTTP. Else HTTPS with this server context (tls.h; borrowed, must outlive
+     * the server): every connection starts with a handshake, which must finish within
+     * head_timeout_ms; a failed one (a client without an acceptable certificate when the
+     * context verifies clients, plain HTTP, garbage) is logged and the connection closed
+     * after the TLS alert. */
+    struct srv_tls_ctx *tls;
 };
 
 /* Fills c with the defaults above; the caller sets handler and data. */
@@ -102,7 +109,8 @@ void srv_http_config_default(struct srv_http_config *c);
 /* Creates a server on loop (borrowed; must outlive the server). The config is copied.
  * Sets SIGPIPE to be ignored, process-wide: libuv writes with writev(), and a client that
  * hung up would otherwise kill the process. Returns 0 and *out, K_ECONFIG if the config is
- * unusable (no handler, zero limits), or a negated errno from signal(). */
+ * unusable (no handler, zero limits, a TLS context not made for SRV_TLS_SERVER), or a
+ * negated errno from signal(). */
 K_MUST_USE int srv_http_server_new(uv_loop_t *loop, const struct srv_http_config *config,
                                    struct srv_http_server **out);
 

@@ -29,6 +29,7 @@
 #include "server/members.h"
 #include "server/metrics.h"
 #include "server/node.h"
+#include "server/tls.h"
 
 extern char **environ;
 
@@ -47,6 +48,7 @@ struct ketchd {
     struct srv_cluster *cluster;
     uint64_t self_id;
     struct srv_api api;
+    struct srv_tls_ctx *client_tls; /* for https:// client URLs; NULL without */
     struct srv_http_server *servers[SRV_URL_LIST_MAX];
     size_t servers_n;
     uv_signal_t sigterm;
@@ -106,10 +108,10 @@ static int listen_clients(struct ketchd *k, char *err, size_t err_len)
     const struct srv_url_list *urls = &k->cfg.listen_client_urls;
     for (size_t i = 0; i < urls->count; i++) {
         const struct srv_url *u = &urls->urls[i];
-        if (u->tls || strcmp(u->scheme, "http") != 0) {
+        if (strcmp(u->scheme, "http") != 0 && strcmp(u->scheme, "https") != 0) {
             snprintf(err, err_len,
-                     "--listen-client-urls %s: only http:// is served by this build "
-                     "(TLS and unix sockets come with clustering)",
+                     "--listen-client-urls %s: only http:// and https:// are served by this "
+                     "build (unix sockets are not)",
                      u->text);
             return K_ECONFIG;
         }
@@ -124,6 +126,8 @@ static int listen_clients(struct ketchd *k, char *err, size_t err_len)
         hc.data = &k->api;
         hc.bytes_in = &k->metrics.http_bytes_in;
         hc.bytes_out = &k->metrics.http_bytes_out;
+        hc.tls = u->tls ? k->client_tls : NULL;
+        k_assert(!u->tls || hc.tls != NULL); /* loaded by load_tls at start */
         int rc = srv_http_server_new(k->loop, &hc, &k->servers[k->servers_n]);
         if (rc < 0) {
             snprintf(err, err_len, "cannot create the client server: %s", k_strerror(rc));
@@ -321,9 +325,28 @@ static int check_supported(const struct srv_config *c, char *err, size_t err_len
     return 0;
 }
 
+static bool any_tls(const struct srv_url_list *urls)
+{
+    for (size_t i = 0; i < urls->count; i++) {
+        if (urls->urls[i].tls) return true;
+    }
+    return false;
+}
+
+/* Reads the certificates and keys now, so a bad file stops the start with one line naming
+ * its flag, before anything is written. As etcd does, the files are used only for the
+ * ports whose URLs are https://. */
+static int load_tls(struct ketchd *k, char *err, size_t err_len)
+{
+    if (!any_tls(&k->cfg.listen_client_urls)) return 0;
+    return srv_tls_ctx_new(&k->cfg.client_tls, SRV_TLS_SERVER, "", &k->client_tls, err, err_len);
+}
+
 static int run(struct ketchd *k, char *err, size_t err_len)
 {
     int rc = check_supported(&k->cfg, err, err_len);
+    if (rc < 0) return rc;
+    rc = load_tls(k, err, err_len);
     if (rc < 0) return rc;
     rc = srv_data_dir_open(&k->dir, k->cfg.data_dir, k->cfg.wal_dir, k->cfg.name, err, err_len);
     if (rc < 0) return rc;
@@ -448,6 +471,7 @@ int main(int argc, char **argv)
     }
     uv_run(k.loop, UV_RUN_DEFAULT);
     uv_loop_close(k.loop);
+    srv_tls_ctx_free(k.client_tls); /* after every connection made with it is closed */
     srv_data_dir_close(&k.dir);
     srv_config_deinit(&k.cfg);
     if (k.exit_status == 0) k_log_info("server", "stopped cleanly");

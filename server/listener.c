@@ -32,12 +32,16 @@ int srv_http_server_new(uv_loop_t *loop, const struct srv_http_config *config,
         l->url_bytes_max == 0 || l->head_bytes_max < l->url_bytes_max || l->headers_max == 0 ||
         l->arena_bytes == 0)
         return K_ECONFIG;
+    if (config->tls != NULL && srv_tls_ctx_side(config->tls) != SRV_TLS_SERVER) return K_ECONFIG;
     /* libuv writes with writev(): a client that hung up would raise SIGPIPE and kill the
      * member. Process-wide and idempotent; the write then fails with EPIPE instead. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) return -errno;
     struct srv_http_server *s = k_xcalloc(1, sizeof(*s));
     s->loop = loop;
     s->config = *config;
+    /* One buffer for every TLS connection's ciphertext: libuv calls a stream's alloc and
+     * read callbacks back to back, and the read callback feeds the bytes to the engine. */
+    if (config->tls != NULL) s->tls_read_buf = k_xmalloc(SRV_CONN_INPUT_BYTES);
     *out = s;
     return 0;
 }
@@ -71,6 +75,7 @@ static void server_maybe_done(struct srv_http_server *s)
     if (!s->closing || s->handles_open > 0) return;
     srv_http_server_closed_cb cb = s->closed_cb;
     void *data = s->closed_data;
+    free(s->tls_read_buf);
     free(s);
     if (cb != NULL) cb(data);
 }

@@ -63,7 +63,9 @@ struct srv_conn {
     bool shutdown_done;        /* ... and sent: lingering for the client's FIN */
     bool pumping;              /* srv__conn_pump is on the stack */
     bool pump_again;
-    bool continue_sent; /* "100 Continue" went out for the request being read */
+    bool continue_sent;  /* "100 Continue" went out for the request being read */
+    struct srv_tls *tls; /* HTTPS: the connection's TLS state, freed with the handles; else NULL */
+    uint64_t start_ms;   /* accepted at; the TLS handshake must end by start + head timeout */
 };
 
 struct srv_http_server {
@@ -77,7 +79,9 @@ struct srv_http_server {
     size_t handles_open; /* listener + connections not yet fully closed */
     srv_http_server_closed_cb closed_cb;
     void *closed_data;
-    time_t date_time; /* second date_line was formatted for */
+    char *tls_read_buf; /* HTTPS: ciphertext lands here, SRV_CONN_INPUT_BYTES, and is fed to
+                           the connection's engine in the same read callback */
+    time_t date_time;   /* second date_line was formatted for */
     char date_line[SRV_DATE_LINE_BYTES];
 };
 

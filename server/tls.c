@@ -354,7 +354,7 @@ void srv_tls_feed(struct srv_tls *t, const void *data, size_t len)
 
 size_t srv_tls_fed_bytes(const struct srv_tls *t)
 {
-    return BIO_ctrl_pending(t->in);
+    return BIO_ctrl_pending(t->in) + (size_t)SSL_pending(t->ssl);
 }
 
 /* Records why t failed; what as in "handshake failed". */

@@ -72,7 +72,9 @@ void srv_tls_free(struct srv_tls *t);
  * while srv_tls_fed_bytes is above SRV_TLS_FED_BYTES_MAX, so this stays bounded. */
 void srv_tls_feed(struct srv_tls *t, const void *data, size_t len);
 
-/* Ciphertext fed and not yet turned into plaintext. */
+/* Bytes fed and not yet read out: ciphertext not yet decrypted plus plaintext decrypted but
+ * not yet taken by srv_tls_read (when its buffer was smaller than a record). Not 0 means a
+ * read may have something to give without more feeding. */
 size_t srv_tls_fed_bytes(const struct srv_tls *t);
 
 /* Results of srv_tls_read besides 0: */

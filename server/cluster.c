@@ -92,6 +92,7 @@ static void dial_member(struct srv_cluster *c, uint64_t id, const struct srv_url
         return;
     }
     int rc = srv_peers_add(c->peers, id, ip, u->port);
+    if (rc == 0) rc = srv_peers_set_tls_host(c->peers, id, u->tls ? u->host : NULL);
     if (rc < 0) k_log_warn("cluster", "cannot add peer %" PRIx64 ": %s", id, k_strerror(rc));
 }
 
@@ -201,7 +202,9 @@ int srv_cluster_start(uv_loop_t *loop, const struct srv_cluster_config *cfg,
                                    .snapshot_cb = on_snapshot,
                                    .snapshot_sent_cb = on_snapshot_sent,
                                    .members_cb = on_members,
-                                   .data = c };
+                                   .data = c,
+                                   .tls_server = cfg->tls_server,
+                                   .tls_client = cfg->tls_client };
     int rc = srv_peers_new(loop, &pc, &c->peers);
     if (rc < 0) {
         free(c);
@@ -212,8 +215,9 @@ int srv_cluster_start(uv_loop_t *loop, const struct srv_cluster_config *cfg,
     const struct srv_url_list *urls = &conf->listen_peer_urls;
     for (size_t i = 0; i < urls->count; i++) {
         const struct srv_url *u = &urls->urls[i];
-        if (u->tls || strcmp(u->scheme, "http") != 0) {
-            snprintf(err, err_len, "--listen-peer-urls %s: only http:// is served by this build",
+        if (strcmp(u->scheme, "http") != 0 && strcmp(u->scheme, "https") != 0) {
+            snprintf(err, err_len,
+                     "--listen-peer-urls %s: only http:// and https:// are served by this build",
                      u->text);
             return K_ECONFIG;
         }
@@ -222,6 +226,8 @@ int srv_cluster_start(uv_loop_t *loop, const struct srv_cluster_config *cfg,
                        u->text);
             continue;
         }
+        /* The caller makes the server context exactly when this URL is https://. */
+        k_assert(u->tls == (cfg->tls_server != NULL));
         char ip[64];
         if (srv_resolve_host(u->host, ip, sizeof(ip)) < 0) {
             snprintf(err, err_len, "cannot resolve %s in --listen-peer-urls", u->host);

@@ -21,6 +21,10 @@ struct srv_cluster_config {
     const struct srv_config *config; /* listen-peer-urls, initial cluster, token; borrowed */
     const uint64_t *initial_ids;     /* ids of config->initial_members */
     size_t initial_n;
+    /* Peer TLS (borrowed; outlive the cluster), NULL without: tls_server for an https://
+     * first --listen-peer-urls, tls_client to dial members whose peer URL is https://. */
+    struct srv_tls_ctx *tls_server;
+    struct srv_tls_ctx *tls_client;
     /* This member was removed (or refused as removed): why, for the log; the caller stops. */
     void (*removed_cb)(void *data, const char *why);
     void *data;

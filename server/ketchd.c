@@ -48,7 +48,9 @@ struct ketchd {
     struct srv_cluster *cluster;
     uint64_t self_id;
     struct srv_api api;
-    struct srv_tls_ctx *client_tls; /* for https:// client URLs; NULL without */
+    struct srv_tls_ctx *client_tls;      /* for https:// client URLs; NULL without */
+    struct srv_tls_ctx *peer_tls_server; /* for an https:// first --listen-peer-urls */
+    struct srv_tls_ctx *peer_tls_client; /* to dial https:// peer URLs */
     struct srv_http_server *servers[SRV_URL_LIST_MAX];
     size_t servers_n;
     uv_signal_t sigterm;
@@ -333,13 +335,40 @@ static bool any_tls(const struct srv_url_list *urls)
     return false;
 }
 
+/* True if this member may have to dial a peer over TLS: a peer URL it knows of is https://,
+ * or peer TLS files were given (members added later may be https://). */
+static bool peer_dials_tls(const struct srv_config *c)
+{
+    const struct srv_tls_files *f = &c->peer_tls;
+    if (f->cert_file || f->trusted_ca_file) return true;
+    if (any_tls(&c->listen_peer_urls) || any_tls(&c->initial_advertise_peer_urls)) return true;
+    for (size_t i = 0; i < c->initial_member_count; i++) {
+        if (any_tls(&c->initial_members[i].peer_urls)) return true;
+    }
+    return false;
+}
+
 /* Reads the certificates and keys now, so a bad file stops the start with one line naming
- * its flag, before anything is written. As etcd does, the files are used only for the
- * ports whose URLs are https://. */
+ * its flag, before anything is written. As etcd does, the files serve only the ports whose
+ * URLs are https:// (the peer port's first URL decides, as only it is served). */
 static int load_tls(struct ketchd *k, char *err, size_t err_len)
 {
-    if (!any_tls(&k->cfg.listen_client_urls)) return 0;
-    return srv_tls_ctx_new(&k->cfg.client_tls, SRV_TLS_SERVER, "", &k->client_tls, err, err_len);
+    const struct srv_config *c = &k->cfg;
+    if (any_tls(&c->listen_client_urls)) {
+        int rc = srv_tls_ctx_new(&c->client_tls, SRV_TLS_SERVER, "", &k->client_tls, err, err_len);
+        if (rc < 0) return rc;
+    }
+    if (c->listen_peer_urls.count > 0 && c->listen_peer_urls.urls[0].tls) {
+        int rc = srv_tls_ctx_new(&c->peer_tls, SRV_TLS_SERVER, "peer-", &k->peer_tls_server, err,
+                                 err_len);
+        if (rc < 0) return rc;
+    }
+    if (peer_dials_tls(c)) {
+        int rc = srv_tls_ctx_new(&c->peer_tls, SRV_TLS_CLIENT, "peer-", &k->peer_tls_client, err,
+                                 err_len);
+        if (rc < 0) return rc;
+    }
+    return 0;
 }
 
 static int run(struct ketchd *k, char *err, size_t err_len)
@@ -375,7 +404,9 @@ static int run(struct ketchd *k, char *err, size_t err_len)
                                      .initial_ids = initial_ids,
                                      .initial_n = k->cfg.initial_member_count,
                                      .removed_cb = on_removed,
-                                     .data = k };
+                                     .data = k,
+                                     .tls_server = k->peer_tls_server,
+                                     .tls_client = k->peer_tls_client };
     rc = srv_cluster_start(k->loop, &cc, &k->cluster, err, err_len);
     if (rc < 0) return rc;
     struct srv_internal_record records[SRV_CONFIG_MEMBERS_MAX + 1];
@@ -471,7 +502,10 @@ int main(int argc, char **argv)
     }
     uv_run(k.loop, UV_RUN_DEFAULT);
     uv_loop_close(k.loop);
-    srv_tls_ctx_free(k.client_tls); /* after every connection made with it is closed */
+    /* After every connection made with them is closed. */
+    srv_tls_ctx_free(k.client_tls);
+    srv_tls_ctx_free(k.peer_tls_server);
+    srv_tls_ctx_free(k.peer_tls_client);
     srv_data_dir_close(&k.dir);
     srv_config_deinit(&k.cfg);
     if (k.exit_status == 0) k_log_info("server", "stopped cleanly");

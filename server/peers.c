@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/prng.h"
 #include "base/u64map.h"
+#include "server/tls_stream.h"
 
 enum frame_type {
     FRAME_HELLO = 1,
@@ -51,6 +52,7 @@ struct conn {
     size_t in_len;
     size_t in_cap;
     bool closing;
+    struct srv_tls *tls; /* https peer URLs: the connection's TLS state, else NULL */
     /* accepted: a snapshot being received (snap_fd >= 0) */
     int snap_fd;
     char *snap_path;
@@ -84,6 +86,7 @@ struct peer {
      * read connect_req, write_req and writing[] here) only when it finishes the close, after
      * a timer closed at the same time. The peer is freed when the last of them has closed. */
     unsigned refs;
+    char *tls_host; /* dial with TLS, checking the server's certificate names it; or NULL */
     /* a snapshot being sent (snap_fd >= 0) */
     int snap_fd;
     uint64_t snap_left;
@@ -106,7 +109,8 @@ struct srv_peers {
     bool closing;
     void (*closed_cb)(void *data);
     void *closed_data;
-    uint64_t snap_seq; /* names of incoming snapshot files */
+    uint64_t snap_seq;  /* names of incoming snapshot files */
+    char *tls_read_buf; /* with TLS: ciphertext lands here and is decrypted into conn->in */
 };
 
 static struct frame *frame_new(enum frame_type type, const void *payload, size_t len)
@@ -128,6 +132,7 @@ static void maybe_free(struct srv_peers *p)
     k_u64map_deinit(&p->peers);
     k_u64map_deinit(&p->removed);
     free((char *)p->cfg.incoming_dir);
+    free(p->tls_read_buf);
     void (*cb)(void *) = p->closed_cb;
     void *data = p->closed_data;
     free(p);
@@ -150,6 +155,7 @@ static void peer_unref(struct peer *pe)
     k_assert(pe->refs > 0);
     if (--pe->refs > 0) return;
     (void)frames_free(pe->head);
+    free(pe->tls_host);
     free(pe);
 }
 
@@ -162,6 +168,7 @@ static void on_conn_closed(uv_handle_t *h)
     if (p->accepted == c) p->accepted = c->next;
     if (c->peer) peer_unref(c->peer);
     free(c->in);
+    srv_tls_free(c->tls);
     free(c);
     k_assert(p->handles > 0);
     p->handles--;
@@ -247,6 +254,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct conn *c = h->data;
+    if (c->tls) { /* decrypted into c->in by on_read (tls_read) */
+        *buf = uv_buf_init(c->p->tls_read_buf, READ_CHUNK_BYTES);
+        return;
+    }
     if (c->in_cap - c->in_len < READ_CHUNK_BYTES) {
         c->in_cap = c->in_len + READ_CHUNK_BYTES;
         c->in = k_xrealloc(c->in, c->in_cap);
@@ -427,13 +438,38 @@ static bool handle_frame(struct conn *c, uint8_t type, const uint8_t *b, size_t 
     return true;
 }
 
+static void flush(struct peer *pe);
+
+/* TLS hook of the read path: decrypts the ciphertext in buf into c->in; once a dialed
+ * connection's handshake is done, what waited to be written goes. Returns false if c was
+ * closed. */
+static bool tls_read(struct conn *c, const uv_buf_t *buf, size_t nread)
+{
+    bool was_done = srv_tls_handshake_done(c->tls);
+    ssize_t n = srv_tls_stream_decrypt(c->tls, (uv_stream_t *)&c->tcp, buf->base, nread, &c->in,
+                                       &c->in_len, &c->in_cap, READ_CHUNK_BYTES);
+    if (n < 0) {
+        if (n == UV_EPROTO) {
+            k_log_info("peers", "TLS with %s%llx failed: %s", c->peer ? "peer " : "a dialer",
+                       c->peer ? (unsigned long long)c->peer->id : 0ull, srv_tls_error(c->tls));
+        }
+        conn_close(c);
+        return false;
+    }
+    if (!was_done && srv_tls_handshake_done(c->tls) && c->peer) flush(c->peer);
+    return !c->closing;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    (void)buf;
     struct conn *c = s->data;
     if (nread < 0) {
         conn_close(c);
         return;
+    }
+    if (c->tls) {
+        if (!tls_read(c, buf, (size_t)nread)) return;
+        nread = 0; /* already appended to c->in */
     }
     c->in_len += (size_t)nread;
     size_t off = 0;
@@ -458,8 +494,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- writing (dialed connections) ---- */
 
-static void flush(struct peer *pe);
-
 static void snap_pump(struct peer *pe);
 
 static void on_written(uv_write_t *req, int status)
@@ -483,6 +517,7 @@ static void on_written(uv_write_t *req, int status)
 static void flush(struct peer *pe)
 {
     if (!pe->connected || pe->writing_n > 0 || !pe->head) return;
+    if (pe->conn->tls && !srv_tls_handshake_done(pe->conn->tls)) return; /* tls_read calls */
     uv_buf_t bufs[WRITE_BATCH_MAX];
     while (pe->head && pe->writing_n < WRITE_BATCH_MAX) {
         struct frame *f = pe->head;
@@ -493,8 +528,10 @@ static void flush(struct peer *pe)
         pe->writing[pe->writing_n++] = f;
     }
     pe->write_req.data = pe;
-    int rc = uv_write(&pe->write_req, (uv_stream_t *)&pe->conn->tcp, bufs, (unsigned)pe->writing_n,
-                      on_written);
+    uv_stream_t *s = (uv_stream_t *)&pe->conn->tcp;
+    int rc = pe->conn->tls ? srv_tls_stream_write(pe->conn->tls, s, &pe->write_req, bufs,
+                                                  (unsigned)pe->writing_n, on_written)
+                           : uv_write(&pe->write_req, s, bufs, (unsigned)pe->writing_n, on_written);
     if (rc < 0) {
         for (size_t i = 0; i < pe->writing_n; i++)
             free(pe->writing[i]);
@@ -576,6 +613,21 @@ static void schedule_dial(struct peer *pe)
     pe->backoff_ms = base * 2 > p->cfg.backoff_max_ms ? p->cfg.backoff_max_ms : base * 2;
 }
 
+/* TLS hook of both connection starts: the dialer's ClientHello goes out at once. Returns
+ * false if c was closed. */
+static bool tls_start(struct conn *c, struct srv_tls_ctx *ctx, const char *host)
+{
+    int rc = srv_tls_new(ctx, host, &c->tls);
+    if (rc == 0) rc = srv_tls_stream_flush(c->tls, (uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        k_log_warn("peers", "cannot start TLS with %s: %s", host ? host : "a dialer",
+                   rc < -10000 ? k_strerror(rc) : uv_strerror(rc));
+        conn_close(c);
+        return false;
+    }
+    return true;
+}
+
 static void on_connected(uv_connect_t *req, int status)
 {
     struct peer *pe = req->data;
@@ -596,6 +648,7 @@ static void on_connected(uv_connect_t *req, int status)
     pe->backoff_ms = 0;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read); /* for a REJECT or EOF */
     enqueue(pe, frame_new(FRAME_HELLO, hello, sizeof(hello)), true);
+    if (pe->tls_host && !tls_start(c, p->cfg.tls_client, pe->tls_host)) return;
     flush(pe);
 }
 
@@ -642,7 +695,9 @@ static void answer_and_close(struct conn *c, struct frame *f)
     free(f);
     req->data = c;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    if (uv_write(req, (uv_stream_t *)&c->tcp, &buf, 1, on_reject_written) < 0) {
+    uv_stream_t *s = (uv_stream_t *)&c->tcp;
+    if ((c->tls ? srv_tls_stream_write(c->tls, s, req, &buf, 1, on_reject_written)
+                : uv_write(req, s, &buf, 1, on_reject_written)) < 0) {
         free(req);
         conn_close(c);
     }
@@ -660,6 +715,7 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
+    if (p->cfg.tls_server && !tls_start(c, p->cfg.tls_server, NULL)) return;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -679,6 +735,7 @@ int srv_peers_new(uv_loop_t *loop, const struct srv_peers_config *cfg, struct sr
     k_u64map_init(&p->peers);
     k_u64map_init(&p->removed);
     k_prng_init(&p->prng, cfg->self_id ^ k_mono_ns());
+    if (cfg->tls_server || cfg->tls_client) p->tls_read_buf = k_xmalloc(READ_CHUNK_BYTES);
     *out = p;
     return 0;
 }
@@ -736,6 +793,19 @@ int srv_peers_add(struct srv_peers *p, uint64_t id, const char *ip, uint16_t por
     p->handles++;
     k_u64map_put(&p->peers, id, pe);
     dial(pe);
+    return 0;
+}
+
+int srv_peers_set_tls_host(struct srv_peers *p, uint64_t id, const char *host)
+{
+    struct peer *pe = k_u64map_get(&p->peers, id);
+    if (!pe) return K_ENOTFOUND;
+    if (host && !p->cfg.tls_client) return K_ECONFIG;
+    bool same = host && pe->tls_host ? strcmp(host, pe->tls_host) == 0 : host == pe->tls_host;
+    if (same) return 0;
+    free(pe->tls_host);
+    pe->tls_host = host ? k_xstrdup(host) : NULL;
+    if (pe->conn) conn_close(pe->conn); /* dial again, the new way */
     return 0;
 }
 

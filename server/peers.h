@@ -27,8 +27,10 @@
  * in memory. MSG frames keep flowing between the chunks on the same connection. One snapshot
  * per peer at a time.
  *
- * Threading: the loop thread only. Not here: TLS (comes with the peer TLS flags), what
- * messages mean (server/node.c). */
+ * TLS (https:// peer URLs): the same frames inside TLS on both connections, through the
+ * hooks of server/tls_stream.h; see tls_server and tls_client below.
+ *
+ * Threading: the loop thread only. Not here: what messages mean (server/node.c). */
 #ifndef KETCH_SERVER_PEERS_H
 #define KETCH_SERVER_PEERS_H
 
@@ -39,6 +41,7 @@
 
 #include "base/assert.h"
 #include "base/buf.h"
+#include "server/tls.h"
 
 enum {
     SRV_PEER_QUEUE_BYTES_MAX = 16 << 20,
@@ -88,6 +91,13 @@ struct srv_peers_config {
     const char *incoming_dir;                    /* where arriving snapshots are written; copied */
     srv_peers_members_cb members_cb;             /* NULL: JOIN is refused */
     void *data;
+    /* TLS (tls.h; borrowed, must outlive the transport). tls_server: accepted connections
+     * start with a handshake (a context that verifies clients refuses a dialer without a
+     * certificate of its CA). tls_client: used to dial the peers given a TLS host
+     * (srv_peers_set_tls_host). A failed handshake closes the connection; the dialer backs
+     * off and dials again. NULL: plain TCP. */
+    struct srv_tls_ctx *tls_server;
+    struct srv_tls_ctx *tls_client;
 };
 
 /* Per-peer counters for /v2/stats/leader and /metrics. */
@@ -113,6 +123,12 @@ uint16_t srv_peers_port(const struct srv_peers *p);
 
 /* Adds (or updates the address of) peer id at ip:port and starts dialing it. */
 K_MUST_USE int srv_peers_add(struct srv_peers *p, uint64_t id, const char *ip, uint16_t port);
+
+/* Makes the transport dial peer id (added) with TLS from now on, checking that its
+ * certificate names host (borrowed; copied): the host of its https:// peer URL, as etcd
+ * checks it. NULL: plain TCP again. Redials if that changes. Returns 0, K_ENOTFOUND for an
+ * unknown peer, or K_ECONFIG without a tls_client context. */
+K_MUST_USE int srv_peers_set_tls_host(struct srv_peers *p, uint64_t id, const char *host);
 
 /* Stops talking to id and refuses its connections from now on. Id 0 (no member; e.g. an
  * --initial-cluster entry a joining member did not find in the registry) is a no-op. */

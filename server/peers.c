@@ -449,9 +449,11 @@ static bool tls_read(struct conn *c, const uv_buf_t *buf, size_t nread)
     ssize_t n = srv_tls_stream_decrypt(c->tls, (uv_stream_t *)&c->tcp, buf->base, nread, &c->in,
                                        &c->in_len, &c->in_cap, READ_CHUNK_BYTES);
     if (n < 0) {
-        if (n == UV_EPROTO) {
-            k_log_info("peers", "TLS with %s%llx failed: %s", c->peer ? "peer " : "a dialer",
-                       c->peer ? (unsigned long long)c->peer->id : 0ull, srv_tls_error(c->tls));
+        if (n == UV_EPROTO && c->peer) {
+            k_log_info("peers", "TLS with peer %llx failed: %s", (unsigned long long)c->peer->id,
+                       srv_tls_error(c->tls));
+        } else if (n == UV_EPROTO) {
+            k_log_info("peers", "TLS with a dialing peer failed: %s", srv_tls_error(c->tls));
         }
         conn_close(c);
         return false;
@@ -805,7 +807,9 @@ int srv_peers_set_tls_host(struct srv_peers *p, uint64_t id, const char *host)
     if (same) return 0;
     free(pe->tls_host);
     pe->tls_host = host ? k_xstrdup(host) : NULL;
-    if (pe->conn) conn_close(pe->conn); /* dial again, the new way */
+    /* A dial still connecting picks the new way up in on_connected; a connection made the
+     * old way is dropped and dialed again. */
+    if (pe->conn && pe->connected) conn_close(pe->conn);
     return 0;
 }
 

@@ -277,8 +277,9 @@ void srv_cluster_close(struct srv_cluster *c, void (*cb)(void *data), void *data
 }
 
 /* Asks the members of --initial-cluster other than this one, in turn, for the member list. */
-static int query_cluster(const struct srv_config *config, uint64_t *cluster_id,
-                         struct srv_members *m, const char **answered, char *last, size_t last_len)
+static int query_cluster(const struct srv_config *config, struct srv_tls_ctx *tls,
+                         uint64_t *cluster_id, struct srv_members *m, const char **answered,
+                         char *last, size_t last_len)
 {
     for (size_t i = 0; i < config->initial_member_count; i++) {
         const struct srv_initial_member *im = &config->initial_members[i];
@@ -292,8 +293,10 @@ static int query_cluster(const struct srv_config *config, uint64_t *cluster_id,
         char *json = NULL;
         size_t len = 0;
         char qerr[256] = "";
-        int rc = srv_peers_query_members(ip, u->port, JOIN_QUERY_TIMEOUT_MS, cluster_id, &json,
-                                         &len, qerr, sizeof(qerr));
+        k_assert(!u->tls || tls != NULL); /* ketchd makes the context for https:// peers */
+        int rc =
+                srv_peers_query_members_tls(ip, u->port, JOIN_QUERY_TIMEOUT_MS, cluster_id, &json,
+                                            &len, qerr, sizeof(qerr), u->tls ? tls : NULL, u->host);
         if (rc < 0) {
             snprintf(last, last_len, "%s: %s", u->text, qerr[0] ? qerr : k_strerror(rc));
             continue;
@@ -310,13 +313,13 @@ static int query_cluster(const struct srv_config *config, uint64_t *cluster_id,
     return K_EUNAVAILABLE;
 }
 
-void srv_cluster_join_ids(const struct srv_config *config, uint64_t *ids)
+void srv_cluster_join_ids(const struct srv_config *config, struct srv_tls_ctx *tls, uint64_t *ids)
 {
     struct srv_members m;
     uint64_t cluster_id;
     const char *answered;
     char last[256];
-    if (query_cluster(config, &cluster_id, &m, &answered, last, sizeof(last)) < 0) return;
+    if (query_cluster(config, tls, &cluster_id, &m, &answered, last, sizeof(last)) < 0) return;
     for (size_t i = 0; i < config->initial_member_count; i++) {
         const struct srv_url_list *l = &config->initial_members[i].peer_urls;
         const struct srv_member *found =
@@ -325,14 +328,14 @@ void srv_cluster_join_ids(const struct srv_config *config, uint64_t *ids)
     }
 }
 
-int srv_cluster_join_lookup(const struct srv_config *config, uint64_t *self_id,
-                            uint64_t *cluster_id, char *err, size_t err_len)
+int srv_cluster_join_lookup(const struct srv_config *config, struct srv_tls_ctx *tls,
+                            uint64_t *self_id, uint64_t *cluster_id, char *err, size_t err_len)
 {
     const char *self_url = config->initial_advertise_peer_urls.urls[0].text;
     char last[256] = "no other member in --initial-cluster";
     struct srv_members m;
     const char *answered = NULL;
-    if (query_cluster(config, cluster_id, &m, &answered, last, sizeof(last)) == 0) {
+    if (query_cluster(config, tls, cluster_id, &m, &answered, last, sizeof(last)) == 0) {
         const struct srv_member *me = srv_members_find_peer_url(&m, self_url);
         if (!me) {
             snprintf(err, err_len,

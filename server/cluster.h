@@ -52,15 +52,17 @@ void srv_cluster_close(struct srv_cluster *c, void (*cb)(void *data), void *data
 
 /* For a member started with --initial-cluster-state existing: asks the other members of
  * --initial-cluster (through their peer ports) for the cluster, and finds this member in it
- * by its --initial-advertise-peer-urls. Blocking; before the loop runs. Returns 0 with the ids,
+ * by its --initial-advertise-peer-urls. tls: the peer client context, used for https:// peer
+ * URLs (NULL when there are none). Blocking; before the loop runs. Returns 0 with the ids,
  * or an error with one line in err (no member answered; this member was not added first). */
-K_MUST_USE int srv_cluster_join_lookup(const struct srv_config *config, uint64_t *self_id,
-                                       uint64_t *cluster_id, char *err, size_t err_len);
+K_MUST_USE int srv_cluster_join_lookup(const struct srv_config *config, struct srv_tls_ctx *tls,
+                                       uint64_t *self_id, uint64_t *cluster_id, char *err,
+                                       size_t err_len);
 
 /* Replaces ids[i] of each --initial-cluster member with the id the running cluster gave it
  * (found by peer URL; 0 when it is not a member), as etcd assigns ids to a joining member's
  * view. Blocking, like srv_cluster_join_lookup. */
-void srv_cluster_join_ids(const struct srv_config *config, uint64_t *ids);
+void srv_cluster_join_ids(const struct srv_config *config, struct srv_tls_ctx *tls, uint64_t *ids);
 
 /* Resolves host to a numeric IP string (IPv4 preferred, as etcd's "localhost" is). */
 K_MUST_USE int srv_resolve_host(const char *host, char *out, size_t out_len);

@@ -95,8 +95,9 @@ static int identity_for(struct ketchd *k, struct srv_identity *id, uint64_t *ini
     snprintf(id->name, sizeof(id->name), "%s", c->name);
     if (c->initial_cluster_state == SRV_CLUSTER_STATE_EXISTING) {
         *voters_n = 0;
-        int rc = srv_cluster_join_lookup(c, &id->member_id, &id->cluster_id, err, err_len);
-        if (rc == 0) srv_cluster_join_ids(c, initial_ids);
+        int rc = srv_cluster_join_lookup(c, k->peer_tls_client, &id->member_id, &id->cluster_id,
+                                         err, err_len);
+        if (rc == 0) srv_cluster_join_ids(c, k->peer_tls_client, initial_ids);
         return rc;
     }
     id->member_id =

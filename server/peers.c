@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/prng.h"
 #include "base/u64map.h"
+#include "server/tls_sock.h"
 #include "server/tls_stream.h"
 
 enum frame_type {
@@ -959,9 +960,31 @@ static int read_full(int fd, uint8_t *buf, size_t len, uint64_t deadline_ns)
     return 0;
 }
 
+/* TLS hooks of the join query: t is NULL for plain TCP. */
+static int query_write(struct srv_tls *t, int fd, const struct frame *f, uint64_t deadline)
+{
+    if (t) return srv_tls_sock_write(t, fd, f->bytes, f->len, deadline);
+    ssize_t w = write(fd, f->bytes, f->len); /* small: one write on a fresh socket */
+    return w == (ssize_t)f->len ? 0 : (w < 0 ? -errno : K_EPROTO);
+}
+
+static int query_read(struct srv_tls *t, int fd, uint8_t *buf, size_t len, uint64_t deadline)
+{
+    return t ? srv_tls_sock_read_full(t, fd, buf, len, deadline)
+             : read_full(fd, buf, len, deadline);
+}
+
 int srv_peers_query_members(const char *ip, uint16_t port, uint64_t timeout_ms,
                             uint64_t *cluster_id, char **json, size_t *json_len, char *err,
                             size_t err_len)
+{
+    return srv_peers_query_members_tls(ip, port, timeout_ms, cluster_id, json, json_len, err,
+                                       err_len, NULL, NULL);
+}
+
+int srv_peers_query_members_tls(const char *ip, uint16_t port, uint64_t timeout_ms,
+                                uint64_t *cluster_id, char **json, size_t *json_len, char *err,
+                                size_t err_len, struct srv_tls_ctx *tls, const char *tls_host)
 {
     *json = NULL;
     *json_len = 0;
@@ -986,22 +1009,28 @@ int srv_peers_query_members(const char *ip, uint16_t port, uint64_t timeout_ms,
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
         if (soerr) rc = -soerr;
     }
+    struct srv_tls *t = NULL;
+    if (rc == 0 && tls) rc = srv_tls_new(tls, tls_host, &t);
     if (rc == 0) {
         struct frame *f = frame_new(FRAME_JOIN, JOIN_MAGIC, sizeof(JOIN_MAGIC));
-        ssize_t w = write(fd, f->bytes, f->len); /* small: one write on a fresh socket */
-        rc = w == (ssize_t)f->len ? 0 : (w < 0 ? -errno : K_EPROTO);
+        rc = query_write(t, fd, f, deadline);
         free(f);
     }
     uint8_t head[FRAME_HEAD_BYTES];
-    if (rc == 0) rc = read_full(fd, head, sizeof(head), deadline);
+    if (rc == 0) rc = query_read(t, fd, head, sizeof(head), deadline);
     uint32_t len = rc == 0 ? k_get_le32(head) : 0;
     if (rc == 0 && (len < 2 || len > SRV_PEER_FRAME_BYTES_MAX)) rc = K_EPROTO;
     uint8_t *body = NULL;
     if (rc == 0) {
         body = k_xmalloc(len - 1);
-        rc = read_full(fd, body, len - 1, deadline);
+        rc = query_read(t, fd, body, len - 1, deadline);
     }
     close(fd);
+    if (t && srv_tls_failed(t)) {
+        snprintf(err, err_len, "TLS: %s", srv_tls_error(t));
+        rc = K_ECONFIG; /* not "not a ketch peer port" */
+    }
+    srv_tls_free(t);
     if (rc == 0 && head[4] == FRAME_REJECT) {
         snprintf(err, err_len, "%.*s", (int)(len - 2), (const char *)body + 1);
         free(body);

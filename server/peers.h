@@ -156,6 +156,14 @@ K_MUST_USE int srv_peers_query_members(const char *ip, uint16_t port, uint64_t t
                                        uint64_t *cluster_id, char **json, size_t *json_len,
                                        char *err, size_t err_len);
 
+/* As srv_peers_query_members, inside TLS when tls (a client context) is not NULL: the
+ * member's certificate must name tls_host. A TLS failure is K_ECONFIG with err saying what
+ * failed. */
+K_MUST_USE int srv_peers_query_members_tls(const char *ip, uint16_t port, uint64_t timeout_ms,
+                                           uint64_t *cluster_id, char **json, size_t *json_len,
+                                           char *err, size_t err_len, struct srv_tls_ctx *tls,
+                                           const char *tls_host);
+
 /* Sets (or changes) where arriving snapshots are written; copied. */
 void srv_peers_set_incoming_dir(struct srv_peers *p, const char *dir);
 

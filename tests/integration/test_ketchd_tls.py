@@ -129,14 +129,15 @@ def ssl_context(pki, cert=True):
     return ctx
 
 
-def https(member, method, path, body=None, timeout=10, cert=None):
+def https(member, method, path, body=None, timeout=10, cert=None, headers=None):
     """One request over TLS (a client certificate when the member wants one, or as cert
     says); returns (status, headers, body)."""
     use_cert = member.client_cert if cert is None else cert
     conn = http.client.HTTPSConnection("127.0.0.1", member.client_port, timeout=timeout,
                                        context=ssl_context(member.pki, use_cert))
     try:
-        headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
+        if headers is None:
+            headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
         conn.request(method, path, body=body, headers=headers)
         r = conn.getresponse()
         return r.status, dict(r.getheaders()), r.read()
@@ -555,6 +556,26 @@ def test_three_members_over_https_peers_with_peer_client_cert_auth(pki, tmpdir_t
         assert https(m0, "PUT", "/v2/keys/over/tls", body="value=again")[0] == 200
         status, _, body = https(m1, "GET", "/v2/keys/over/tls?quorum=true")
         assert status == 200 and json.loads(body)["node"]["value"] == "again"
+
+        # A fourth member joins over https: added through /v2/members, then started with
+        # --initial-cluster-state existing, it asks a peer for the members inside TLS.
+        cport, pport = harness.free_ports(2)
+        url = f"https://127.0.0.1:{pport}"
+        status, _, body = https(m0, "POST", "/v2/members",
+                                body=json.dumps({"peerURLs": [url]}).encode(),
+                                headers={"Content-Type": "application/json"})
+        assert status == 201, body
+        m3 = TlsMember("ketchd", "m3", os.path.join(tmpdir_tls, "m3.data"), cport, pport,
+                       initial_cluster=f"{ic},m3={url}", initial_cluster_state="existing",
+                       extra_flags=tls_flags(pki, peer_tls=True), log_dir=tmpdir_tls,
+                       pki=pki, peer_tls=True)
+        members.append(m3)
+        m3.start(60)
+        status, _, body = https(m3, "GET", "/v2/keys/over/tls?quorum=true")
+        assert status == 200 and json.loads(body)["node"]["value"] == "again"
+        assert https(m3, "PUT", "/v2/keys/over/joined", body="value=yes")[0] == 201
+        status, _, body = https(m2, "GET", "/v2/keys/over/joined?quorum=true")
+        assert status == 200 and json.loads(body)["node"]["value"] == "yes"
         assert all(m.alive() for m in members)
     finally:
         harness.stop_all(members)

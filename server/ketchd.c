@@ -159,6 +159,10 @@ static void on_drained(uv_timer_t *t)
     uv_close((uv_handle_t *)&k->publish_timer, NULL);
     uv_close((uv_handle_t *)&k->sigterm, NULL);
     uv_close((uv_handle_t *)&k->sigint, NULL);
+    /* Closing the handlers restores the default action: a second SIGTERM from an impatient
+     * supervisor would then kill a member that already stopped cleanly. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
 }
 
 static void stop(struct ketchd *k, const char *why)
@@ -229,6 +233,7 @@ static void free_records(struct srv_internal_record *r, size_t n)
 
 static void on_barrier(struct srv_wait *w, int rc, const struct kv_result *res);
 static void publish_attributes(struct ketchd *k);
+static void serve(struct ketchd *k);
 
 static void on_publish_retry(uv_timer_t *t)
 {
@@ -242,10 +247,13 @@ static void on_published(struct srv_wait *w, int rc, const struct kv_result *res
     k->publishing = false;
     if (k->stopping) return;
     if (rc < 0) {
+        k_log_warn("server", "publishing this member's name to the cluster failed (%s); again",
+                   k_strerror(rc));
         uv_timer_start(&k->publish_timer, on_publish_retry, PUBLISH_RETRY_MS, 0);
         return;
     }
     k_log_info("server", "published name %s and client URLs to the cluster", k->cfg.name);
+    serve(k);
 }
 
 /* Writes this member's name and client URLs through raft, as etcd does at every start. */
@@ -279,10 +287,12 @@ static void on_removed(void *data, const char *why)
     uv_timer_start(&k->removed_timer, on_removed_timer, REMOVED_EXIT_DELAY_MS, 0);
 }
 
-/* Clients are served only once every entry committed before this start is applied, as etcd
- * serves only after its own start-up write applied: a linearizable read point (ReadIndex)
- * proves it. Without it, a restarted member (whose WAL commit index may lag, see raft/wal.h)
- * could answer a read before re-applying writes it had acknowledged. */
+/* Clients are served only once every entry committed before this start is applied and this
+ * member's attributes are published, as etcd serves only after its own start-up write
+ * applied: a linearizable read point (ReadIndex) proves the first, the publish write the
+ * second (so the index a client first sees already counts it, as with etcd). Without the
+ * barrier, a restarted member (whose WAL commit index may lag, see raft/wal.h) could answer
+ * a read before re-applying writes it had acknowledged. */
 static void start_barrier(struct ketchd *k)
 {
     k->barrier.cb = on_barrier;
@@ -301,6 +311,11 @@ static void on_barrier(struct srv_wait *w, int rc, const struct kv_result *res)
         start_barrier(k);
         return;
     }
+    publish_attributes(k);
+}
+
+static void serve(struct ketchd *k)
+{
     char err[512];
     err[0] = '\0';
     if (listen_clients(k, err, sizeof(err)) < 0) {
@@ -315,7 +330,6 @@ static void on_barrier(struct srv_wait *w, int rc, const struct kv_result *res)
                k->api.member_id_hex, k->cfg.name, k->api.cluster_id_hex,
                (unsigned long long)st.applied_index);
     sd_notify(0, "READY=1");
-    publish_attributes(k);
 }
 
 static int check_supported(const struct srv_config *c, char *err, size_t err_len)

@@ -382,9 +382,10 @@ static int read_record(struct wal_reader *rd, const struct wal_record *r, uint64
             w->snapshot_index = pm->index;
             w->snapshot_term = pm->term;
         }
-        /* A snapshot installed from the leader may lie ahead of this log: the entries that
-         * follow continue from it. */
-        if (pm->index > w->last_index) w->last_index = pm->index;
+        /* A snapshot installed from the leader may lie ahead of the entries read so far: the
+         * entries that follow continue from it. (A segment's opening marker, read before any
+         * entry, may lie behind its first entry: that is no gap.) */
+        if (w->last_index != 0 && pm->index > w->last_index) w->last_index = pm->index;
         raftpb__snapshot_metadata__free_unpacked(pm, NULL);
         return 0;
     }

@@ -294,6 +294,28 @@ START_TEST(test_wal_entries_may_follow_a_snapshot_marker_ahead_of_the_log)
 }
 END_TEST
 
+/* Regression (bench/compare, a restart after kill -9): each segment opens with the latest
+ * snapshot marker, which lies behind its first entry; once older segments are released,
+ * recovery starts at such a marker and must not take the distance to the first entry for
+ * a gap. */
+START_TEST(test_wal_first_segment_opening_marker_behind_its_entries_recovers)
+{
+    struct raft_wal_recovery rec;
+    struct raft_wal *w = open_ok(0, &rec, 16 * 1024);
+    raft_wal_recovery_free(&rec);
+    write_range(w, 1, 500, 1);
+    ck_assert_int_eq(raft_wal_mark_snapshot(w, 300, 1), 0);
+    write_range(w, 501, 2000, 1); /* new segments open with marker 300 */
+    ck_assert_int_eq(raft_wal_mark_snapshot(w, 1500, 1), 0);
+    ck_assert_int_gt(raft_wal_release(w, 1500), 0);
+    ck_assert_int_eq(raft_wal_close(w), 0);
+    w = open_ok(1500, &rec, 16 * 1024);
+    check_entries(&rec, 1501, 2000, term_one);
+    raft_wal_recovery_free(&rec);
+    ck_assert_int_eq(raft_wal_close(w), 0);
+}
+END_TEST
+
 START_TEST(test_wal_marker_newer_than_snapshot_file_is_refused)
 {
     struct raft_wal_recovery rec;
@@ -396,6 +418,7 @@ Suite *test_wal_recovery_suite(void)
     tcase_add_test(tc, test_wal_rolls_segments_and_releases_those_behind_a_snapshot);
     tcase_add_test(tc, test_wal_marker_newer_than_snapshot_file_is_refused);
     tcase_add_test(tc, test_wal_entries_may_follow_a_snapshot_marker_ahead_of_the_log);
+    tcase_add_test(tc, test_wal_first_segment_opening_marker_behind_its_entries_recovers);
     tcase_add_test(tc, test_wal_missing_middle_segment_is_refused);
     tcase_add_test(tc, test_wal_removes_segment_whose_creation_was_torn);
     tcase_add_test(tc, test_wal_defers_commit_only_hard_state_until_next_batch_or_close);

@@ -1788,7 +1788,16 @@ static int start_raft(struct srv_node *n, char *err, size_t err_len)
     int rc = raft_new(&rc_cfg, &n->raft);
     if (rc < 0) return start_fail(err, err_len, rc, "cannot start raft", k_strerror(rc));
     const struct raft_conf_state *cs = raft_conf(n->raft);
-    if (cs->voters_n == 1 && cs->voters[0] == n->cfg.id) raft_campaign(n->raft);
+    if (cs->voters_n == 1 && cs->voters[0] == n->cfg.id) {
+        raft_campaign(n->raft);
+    } else if (raft_conf_is_voter(cs, n->cfg.id)) {
+        /* etcd's --initial-election-tick-advance (default on): a starting member is one tick
+         * from its election timeout, so a new cluster elects in about a heartbeat or two
+         * instead of a whole timeout. PreVote keeps a restarted member from disrupting a
+         * leader it has not heard yet. */
+        for (uint32_t i = 1; i < rc_cfg.election_ticks; i++)
+            raft_tick(n->raft);
+    }
     return 0;
 }
 

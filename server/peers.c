@@ -53,6 +53,7 @@ struct conn {
     size_t in_len;
     size_t in_cap;
     bool closing;
+    bool dialed;         /* ours (its peer may be dropped before it closes) */
     struct srv_tls *tls; /* https peer URLs: the connection's TLS state, else NULL */
     /* accepted: a snapshot being received (snap_fd >= 0) */
     int snap_fd;
@@ -106,6 +107,7 @@ struct srv_peers {
     struct k_u64map removed; /* ids refused from now on (value unused, non-NULL) */
     struct k_prng prng;      /* backoff jitter */
     struct conn *accepted;   /* accepted connections still open */
+    size_t accepted_n;       /* how many */
     unsigned handles;        /* open handles; freed at 0 once closing */
     bool closing;
     void (*closed_cb)(void *data);
@@ -167,6 +169,10 @@ static void on_conn_closed(uv_handle_t *h)
     if (c->prev) c->prev->next = c->next;
     if (c->next) c->next->prev = c->prev;
     if (p->accepted == c) p->accepted = c->next;
+    if (!c->dialed) {
+        k_assert(p->accepted_n > 0);
+        p->accepted_n--;
+    }
     if (c->peer) peer_unref(c->peer);
     free(c->in);
     srv_tls_free(c->tls);
@@ -240,12 +246,15 @@ static struct conn *conn_new(struct srv_peers *p, struct peer *pe)
     struct conn *c = k_xcalloc(1, sizeof(*c));
     c->p = p;
     c->peer = pe;
+    c->dialed = pe != NULL;
     if (pe) pe->refs++;
     c->snap_fd = -1;
     uv_tcp_init(p->loop, &c->tcp);
     c->tcp.data = c;
     p->handles++;
     uv_tcp_nodelay(&c->tcp, 1);
+    /* A peer whose machine vanished leaves no FIN: keepalive finds out. */
+    uv_tcp_keepalive(&c->tcp, 1, SRV_PEER_KEEPALIVE_S);
     return c;
 }
 
@@ -714,7 +723,14 @@ static void on_connection(uv_stream_t *server, int status)
     c->next = p->accepted;
     if (p->accepted) p->accepted->prev = c;
     p->accepted = c;
+    p->accepted_n++;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (p->accepted_n > SRV_PEER_ACCEPTED_MAX) {
+        /* Members dial once each; a flood of connections is not a member. */
+        k_log_warn("peers", "refusing a peer connection: %zu open (the limit)", p->accepted_n - 1);
         conn_close(c);
         return;
     }

@@ -49,6 +49,8 @@ enum {
     SRV_PEER_BACKOFF_MIN_MS = 50,
     SRV_PEER_BACKOFF_MAX_MS = 2000,
     SRV_PEER_MAX = 64,
+    SRV_PEER_ACCEPTED_MAX = 4 * SRV_PEER_MAX, /* open accepted connections; more are closed */
+    SRV_PEER_KEEPALIVE_S = 30,                /* TCP keepalive probes after this idle time */
     SRV_PEER_SNAP_CHUNK_BYTES = 256 << 10,
     SRV_PEER_SNAP_QUEUE_LOW = 1 << 20, /* the next chunk is read once the queue is below */
 };

@@ -3,15 +3,19 @@
  * drops messages instead of growing, and a restarted peer is dialed again. Snapshots stream
  * between messages and arrive byte for byte, or leave nothing behind when the connection
  * dies; a joining member's question is answered with the cluster id and member list. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -205,6 +209,64 @@ START_TEST(test_peers_refuse_a_member_of_another_cluster)
     ck_assert_int_eq(c.reason, SRV_PEER_REJECT_CLUSTER);
     ck_assert_uint_eq(a.got, 0);
     struct side *all[] = { &a, &c };
+    close_all(all, 2);
+}
+END_TEST
+
+/* Connections that never say HELLO past the limit are closed at once; a member still gets in. */
+enum { FLOOD = SRV_PEER_ACCEPTED_MAX + 4 };
+static int flood_fds[FLOOD];
+
+static bool flood_tail_closed(void *arg)
+{
+    (void)arg;
+    int closed = 0;
+    for (int i = 0; i < FLOOD; i++) {
+        char b;
+        ssize_t n = recv(flood_fds[i], &b, 1, MSG_DONTWAIT);
+        if (n == 0) closed++;
+    }
+    return closed >= FLOOD - SRV_PEER_ACCEPTED_MAX;
+}
+
+/* The member's dial may still be refused while the transport has not yet seen every flood
+ * connection close; it dials again (backoff), so keep sending until one message arrives. */
+static struct side *late_sender;
+static struct side *late_receiver;
+static bool late_message_arrives(void *arg)
+{
+    (void)arg;
+    if (late_receiver->got == 0) (void)send_msg(late_sender, late_receiver->id, 0);
+    return late_receiver->got >= 1;
+}
+
+START_TEST(test_peers_close_accepted_connections_past_the_limit)
+{
+    signal(SIGPIPE, SIG_IGN); /* as ketchd: a write to a refused dial must not kill us */
+    struct side a;
+    struct side b;
+    make(&a, 1, 7, 0);
+    make(&b, 2, 7, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(srv_peers_port(a.p)) };
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < FLOOD; i++) {
+        /* Non-blocking: past the listen backlog a blocking connect would wait for the loop. */
+        flood_fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        ck_assert_int_ge(flood_fds[i], 0);
+        int rc = connect(flood_fds[i], (struct sockaddr *)&addr, sizeof(addr));
+        ck_assert(rc == 0 || errno == EINPROGRESS);
+        if (i % 32 == 31) uv_run(&loop, UV_RUN_NOWAIT); /* let the listener accept */
+    }
+    ck_assert(run_until(flood_tail_closed, NULL));
+    for (int i = 0; i < FLOOD; i++)
+        close(flood_fds[i]);
+    /* The flood gone, a member dials and is heard. */
+    ck_assert_int_eq(srv_peers_add(b.p, 1, "127.0.0.1", srv_peers_port(a.p)), 0);
+    late_sender = &b;
+    late_receiver = &a;
+    ck_assert(run_until(late_message_arrives, NULL));
+    ck_assert_uint_eq(a.bad_order, 0);
+    struct side *all[] = { &a, &b };
     close_all(all, 2);
 }
 END_TEST
@@ -850,6 +912,7 @@ Suite *test_server_peers_suite(void)
     tcase_add_test(tc, test_peers_remove_or_close_while_dialing_and_writing);
     tcase_add_test(tc, test_peers_answer_a_joining_member);
     tcase_add_test(tc, test_peers_a_transport_without_members_cb_refuses_a_join);
+    tcase_add_test(tc, test_peers_close_accepted_connections_past_the_limit);
     suite_add_tcase(s, tc);
     return s;
 }

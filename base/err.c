@@ -1,6 +1,8 @@
 /* Names for the error codes of base/err.h and for negated errnos. */
 #include "err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *k_strerror(int rc)
@@ -35,4 +37,13 @@ const char *k_strerror(int rc)
     }
     if (rc < 0 && rc > K_EFIRST) return strerror(-rc);
     return "unknown error";
+}
+
+int k_errf(char *err, size_t err_len, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    return rc;
 }

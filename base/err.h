@@ -21,7 +21,14 @@ enum k_err {
     K_ELAST = -10012,
 };
 
+#include <stddef.h>
+
 /* Returns a static, human-readable description of rc (never NULL). */
 const char *k_strerror(int rc);
+
+/* Writes a message (printf-style) into err[0..err_len) and returns rc: the one-line reasons
+ * that start-up and parsing code hands back with an error code. */
+int k_errf(char *err, size_t err_len, int rc, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 
 #endif

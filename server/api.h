@@ -45,6 +45,9 @@ void srv_api_members(struct srv_api *api, struct srv_request *req, const char *r
 void srv_api_stats(struct srv_api *api, struct srv_request *req, const char *which);
 void srv_api_metrics(struct srv_api *api, struct srv_request *req);
 
+/* Whether req's method is m ("GET", ...). */
+bool srv_api_method_is(struct srv_request *req, const char *m);
+
 /* ---- replies (api_reply.c) ---- */
 
 enum { SRV_API_HEADERS_MAX = 12 };

@@ -19,14 +19,9 @@
  * /v2/stats/self). */
 #define APPEND_LIT(b, lit) k_buf_append((b), (lit), sizeof(lit) - 1)
 
-static bool method_is(struct srv_request *req, const char *m)
-{
-    return strcmp(srv_request_msg(req)->method, m) == 0;
-}
-
 void srv_api_version(struct srv_api *api, struct srv_request *req)
 {
-    if (!method_is(req, "GET")) {
+    if (!srv_api_method_is(req, "GET")) {
         srv_api_reply_method_not_allowed(req, "GET");
         return;
     }
@@ -70,7 +65,7 @@ static void on_health_read(struct srv_wait *w, int rc, const struct kv_result *r
 /* etcd's /health: a leader is known and a quorum read succeeds within 1 s (spec §10.2). */
 void srv_api_health(struct srv_api *api, struct srv_request *req)
 {
-    if (!method_is(req, "GET")) {
+    if (!srv_api_method_is(req, "GET")) {
         srv_api_reply_method_not_allowed(req, "GET");
         return;
     }
@@ -235,7 +230,7 @@ void srv_api_stats(struct srv_api *api, struct srv_request *req, const char *whi
         srv_api_reply_not_found(req);
         return;
     }
-    if (!method_is(req, "GET")) {
+    if (!srv_api_method_is(req, "GET")) {
         srv_api_reply_method_not_allowed(req, "GET");
         return;
     }

@@ -17,11 +17,6 @@
 #include "server/member_id.h"
 #include "server/members.h"
 
-static bool method_is(struct srv_request *req, const char *m)
-{
-    return strcmp(srv_request_msg(req)->method, m) == 0;
-}
-
 /* The registry; before the first leader wrote it (a member that just started), this member
  * alone, as its flags describe it. */
 static void load_members(struct srv_api *api, struct srv_members *m)
@@ -44,7 +39,7 @@ static int cmp_str(const void *a, const void *b)
 
 void srv_api_machines(struct srv_api *api, struct srv_request *req)
 {
-    if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
+    if (!srv_api_method_is(req, "GET") && !srv_api_method_is(req, "HEAD")) {
         srv_api_reply_method_not_allowed(req, "GET,HEAD");
         return;
     }
@@ -328,7 +323,7 @@ static void member_update(struct srv_api *api, struct srv_request *req, uint64_t
 
 void srv_api_members(struct srv_api *api, struct srv_request *req, const char *rest)
 {
-    bool is_get = method_is(req, "GET");
+    bool is_get = srv_api_method_is(req, "GET");
     if (strcmp(rest, "") == 0 || strcmp(rest, "/") == 0) {
         if (is_get) {
             struct srv_members m;
@@ -338,9 +333,9 @@ void srv_api_members(struct srv_api *api, struct srv_request *req, const char *r
             k_buf_puts(&b, "\n");
             srv_api_reply_json(api, req, 200, b.data, b.len, true);
             k_buf_free(&b);
-        } else if (method_is(req, "POST")) {
+        } else if (srv_api_method_is(req, "POST")) {
             member_add(api, req);
-        } else if (method_is(req, "PUT") || method_is(req, "DELETE")) {
+        } else if (srv_api_method_is(req, "PUT") || srv_api_method_is(req, "DELETE")) {
             srv_api_reply_method_not_allowed_cid(api, req); /* passed the method check */
         } else {
             srv_api_reply_method_not_allowed(req, "GET,POST,DELETE,PUT");
@@ -368,8 +363,8 @@ void srv_api_members(struct srv_api *api, struct srv_request *req, const char *r
         srv_api_reply_message(api, req, 404, "Not found", true);
         return;
     }
-    bool is_put = method_is(req, "PUT");
-    if (!is_put && !method_is(req, "DELETE")) {
+    bool is_put = srv_api_method_is(req, "PUT");
+    if (!is_put && !srv_api_method_is(req, "DELETE")) {
         srv_api_reply_method_not_allowed(req, "GET,POST,DELETE,PUT");
         return;
     }

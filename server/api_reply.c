@@ -120,3 +120,8 @@ void srv_api_reply_message(struct srv_api *api, struct srv_request *req, int sta
     srv_api_reply_json(api, req, status, body.data, body.len, with_cluster_id);
     k_buf_free(&body);
 }
+
+bool srv_api_method_is(struct srv_request *req, const char *m)
+{
+    return strcmp(srv_request_msg(req)->method, m) == 0;
+}

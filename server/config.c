@@ -142,18 +142,6 @@ struct raw_values {
     bool from_env[FLAG_COUNT];
 };
 
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return K_ECONFIG;
-}
-
 static bool kind_is_bool(enum flag_kind kind)
 {
     return kind == FLAG_BOOL || kind == FLAG_IGNORED_BOOL || kind == FLAG_UNSUPPORTED_BOOL ||
@@ -229,7 +217,7 @@ static int read_arguments(int argc, char *const *argv, struct raw_values *raw,
             }
         }
         if (name[0] == '-' || name[0] == '=') {
-            return fail(err, err_len, "bad flag syntax: %s (see ketchd --help)", arg);
+            return k_errf(err, err_len, K_ECONFIG, "bad flag syntax: %s (see ketchd --help)", arg);
         }
         const char *eq = strchr(name, '=');
         size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
@@ -240,8 +228,9 @@ static int read_arguments(int argc, char *const *argv, struct raw_values *raw,
                 *action = SRV_CONFIG_SHOW_HELP;
                 return 0;
             }
-            return fail(err, err_len, "flag provided but not defined: -%.*s (see ketchd --help)",
-                        (int)name_len, name);
+            return k_errf(err, err_len, K_ECONFIG,
+                          "flag provided but not defined: -%.*s (see ketchd --help)", (int)name_len,
+                          name);
         }
         const char *value;
         if (eq) {
@@ -251,15 +240,16 @@ static int read_arguments(int argc, char *const *argv, struct raw_values *raw,
         } else if (i + 1 < argc) {
             value = argv[++i];
         } else {
-            return fail(err, err_len, "flag needs an argument: -%s (see ketchd --help)",
-                        flags[idx].name);
+            return k_errf(err, err_len, K_ECONFIG,
+                          "flag needs an argument: -%s (see ketchd --help)", flags[idx].name);
         }
         raw->text[idx] = value;
         raw->from_env[idx] = false;
         i++;
     }
     if (i < argc) {
-        return fail(err, err_len, "'%s' is not a valid flag (see ketchd --help)", argv[i]);
+        return k_errf(err, err_len, K_ECONFIG, "'%s' is not a valid flag (see ketchd --help)",
+                      argv[i]);
     }
     return 0;
 }
@@ -270,10 +260,10 @@ static int bad_value(char *err, size_t err_len, const struct flag_def *f, const 
     if (from_env) {
         char env_name[96];
         env_name_of(f->name, env_name, sizeof(env_name));
-        return fail(err, err_len, "invalid value \"%s\" for environment variable %s", text,
-                    env_name);
+        return k_errf(err, err_len, K_ECONFIG, "invalid value \"%s\" for environment variable %s",
+                      text, env_name);
     }
-    return fail(err, err_len, "invalid value \"%s\" for flag -%s", text, f->name);
+    return k_errf(err, err_len, K_ECONFIG, "invalid value \"%s\" for flag -%s", text, f->name);
 }
 
 static int apply_flag(struct srv_config *cfg, size_t i, const char *text, bool from_env,
@@ -302,7 +292,8 @@ static int apply_flag(struct srv_config *cfg, size_t i, const char *text, bool f
     case FLAG_URLS: {
         char why[256];
         if (srv_url_list_parse(text, field, why, sizeof(why)) < 0) {
-            return fail(err, err_len, "invalid value \"%s\" for flag -%s: %s", text, f->name, why);
+            return k_errf(err, err_len, K_ECONFIG, "invalid value \"%s\" for flag -%s: %s", text,
+                          f->name, why);
         }
         return 0;
     }
@@ -312,16 +303,16 @@ static int apply_flag(struct srv_config *cfg, size_t i, const char *text, bool f
         } else if (strcmp(text, "existing") == 0) {
             *(enum srv_cluster_state *)field = SRV_CLUSTER_STATE_EXISTING;
         } else {
-            return fail(err, err_len,
-                        "invalid value \"%s\" for flag -%s: use \"new\" or \"existing\"", text,
-                        f->name);
+            return k_errf(err, err_len, K_ECONFIG,
+                          "invalid value \"%s\" for flag -%s: use \"new\" or \"existing\"", text,
+                          f->name);
         }
         return 0;
     case FLAG_LOG_LEVEL:
         if (k_log_level_parse(text, field) < 0) {
-            return fail(err, err_len,
-                        "invalid value \"%s\" for flag -%s: use debug, info, warn or error", text,
-                        f->name);
+            return k_errf(err, err_len, K_ECONFIG,
+                          "invalid value \"%s\" for flag -%s: use debug, info, warn or error", text,
+                          f->name);
         }
         return 0;
     case FLAG_IGNORED:
@@ -331,11 +322,13 @@ static int apply_flag(struct srv_config *cfg, size_t i, const char *text, bool f
         return 0;
     case FLAG_UNSUPPORTED:
         if (strcmp(text, f->default_text) == 0) return 0;
-        return fail(err, err_len, "--%s is not supported by ketchd; remove it", f->name);
+        return k_errf(err, err_len, K_ECONFIG, "--%s is not supported by ketchd; remove it",
+                      f->name);
     case FLAG_UNSUPPORTED_BOOL:
         if (parse_bool(text, &b) < 0) return bad_value(err, err_len, f, text, from_env);
         if (!b) return 0;
-        return fail(err, err_len, "--%s is not supported by ketchd; remove it", f->name);
+        return k_errf(err, err_len, K_ECONFIG, "--%s is not supported by ketchd; remove it",
+                      f->name);
     case FLAG_VERSION:
         if (parse_bool(text, &b) < 0) return bad_value(err, err_len, f, text, from_env);
         if (b && !from_env) *action = SRV_CONFIG_SHOW_VERSION;
@@ -360,15 +353,16 @@ static int parse_initial_cluster(struct srv_config *cfg, const char *text, char 
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
         const char *eq = memchr(p, '=', n);
         if (!eq || eq == p) {
-            return fail(err, err_len,
-                        "--initial-cluster entry \"%.*s\" must have the form name=peerURL", (int)n,
-                        p);
+            return k_errf(err, err_len, K_ECONFIG,
+                          "--initial-cluster entry \"%.*s\" must have the form name=peerURL",
+                          (int)n, p);
         }
         size_t name_len = (size_t)(eq - p);
         char url_text[SRV_URL_TEXT_BYTES_MAX];
         size_t url_len = n - name_len - 1;
         if (name_len >= sizeof(cfg->initial_members[0].name) || url_len >= sizeof(url_text)) {
-            return fail(err, err_len, "--initial-cluster entry \"%.*s\" is too long", (int)n, p);
+            return k_errf(err, err_len, K_ECONFIG, "--initial-cluster entry \"%.*s\" is too long",
+                          (int)n, p);
         }
         memcpy(url_text, eq + 1, url_len);
         url_text[url_len] = '\0';
@@ -379,25 +373,27 @@ static int parse_initial_cluster(struct srv_config *cfg, const char *text, char 
         }
         if (!m) {
             if (cfg->initial_member_count == SRV_CONFIG_MEMBERS_MAX) {
-                return fail(err, err_len, "--initial-cluster has more than %d members",
-                            SRV_CONFIG_MEMBERS_MAX);
+                return k_errf(err, err_len, K_ECONFIG, "--initial-cluster has more than %d members",
+                              SRV_CONFIG_MEMBERS_MAX);
             }
             m = &cfg->initial_members[cfg->initial_member_count++];
             memset(m, 0, sizeof(*m));
             memcpy(m->name, p, name_len);
         }
         if (m->peer_urls.count == SRV_URL_LIST_MAX) {
-            return fail(err, err_len, "--initial-cluster gives %s too many URLs", m->name);
+            return k_errf(err, err_len, K_ECONFIG, "--initial-cluster gives %s too many URLs",
+                          m->name);
         }
         char why[256];
         if (srv_url_parse(url_text, &m->peer_urls.urls[m->peer_urls.count], why, sizeof(why)) < 0) {
-            return fail(err, err_len, "--initial-cluster: %s", why);
+            return k_errf(err, err_len, K_ECONFIG, "--initial-cluster: %s", why);
         }
         m->peer_urls.count++;
         if (!comma) break;
         p = comma + 1;
     }
-    if (cfg->initial_member_count == 0) return fail(err, err_len, "--initial-cluster is empty");
+    if (cfg->initial_member_count == 0)
+        return k_errf(err, err_len, K_ECONFIG, "--initial-cluster is empty");
     /* One peer URL may belong to one member only. */
     for (size_t a = 0; a < cfg->initial_member_count; a++) {
         for (size_t b = a + 1; b < cfg->initial_member_count; b++) {
@@ -406,10 +402,10 @@ static int parse_initial_cluster(struct srv_config *cfg, const char *text, char 
             for (size_t i = 0; i < la->count; i++) {
                 for (size_t j = 0; j < lb->count; j++) {
                     if (strcmp(la->urls[i].text, lb->urls[j].text) == 0) {
-                        return fail(err, err_len,
-                                    "--initial-cluster gives peer URL %s to both %s and %s",
-                                    la->urls[i].text, cfg->initial_members[a].name,
-                                    cfg->initial_members[b].name);
+                        return k_errf(err, err_len, K_ECONFIG,
+                                      "--initial-cluster gives peer URL %s to both %s and %s",
+                                      la->urls[i].text, cfg->initial_members[a].name,
+                                      cfg->initial_members[b].name);
                     }
                 }
             }
@@ -432,16 +428,17 @@ static int check_tls(const struct srv_url_list *urls, const struct srv_tls_files
 {
     for (size_t i = 0; i < urls->count; i++) {
         if (urls->urls[i].tls && (!tls->cert_file || !tls->key_file)) {
-            return fail(err, err_len, "%s has %s: give --%scert-file and --%skey-file", flag,
-                        urls->urls[i].text, prefix, prefix);
+            return k_errf(err, err_len, K_ECONFIG, "%s has %s: give --%scert-file and --%skey-file",
+                          flag, urls->urls[i].text, prefix, prefix);
         }
     }
     if ((tls->cert_file == NULL) != (tls->key_file == NULL)) {
-        return fail(err, err_len, "--%scert-file and --%skey-file must be given together", prefix,
-                    prefix);
+        return k_errf(err, err_len, K_ECONFIG,
+                      "--%scert-file and --%skey-file must be given together", prefix, prefix);
     }
     if (tls->client_cert_auth && !tls->trusted_ca_file) {
-        return fail(err, err_len, "--%sclient-cert-auth needs --%strusted-ca-file", prefix, prefix);
+        return k_errf(err, err_len, K_ECONFIG, "--%sclient-cert-auth needs --%strusted-ca-file",
+                      prefix, prefix);
     }
     return 0;
 }
@@ -453,48 +450,49 @@ static int check_initial_cluster(struct srv_config *cfg, char *err, size_t err_l
     if (rc < 0) return rc;
     const struct srv_initial_member *self = srv_config_initial_member(cfg, cfg->name);
     if (!self) {
-        return fail(err, err_len,
-                    "couldn't find local name \"%s\" in the initial cluster configuration: add "
-                    "%s=<peer URL> to --initial-cluster or fix --name",
-                    cfg->name, cfg->name);
+        return k_errf(err, err_len, K_ECONFIG,
+                      "couldn't find local name \"%s\" in the initial cluster configuration: add "
+                      "%s=<peer URL> to --initial-cluster or fix --name",
+                      cfg->name, cfg->name);
     }
     if (!srv_url_list_equal_unordered(&self->peer_urls, &cfg->initial_advertise_peer_urls)) {
         char a[1024];
         char b[1024];
         url_list_text(&self->peer_urls, a, sizeof(a));
         url_list_text(&cfg->initial_advertise_peer_urls, b, sizeof(b));
-        return fail(err, err_len,
-                    "--initial-cluster has %s=%s but --initial-advertise-peer-urls is %s: make "
-                    "them match",
-                    cfg->name, a, b);
+        return k_errf(err, err_len, K_ECONFIG,
+                      "--initial-cluster has %s=%s but --initial-advertise-peer-urls is %s: make "
+                      "them match",
+                      cfg->name, a, b);
     }
     return 0;
 }
 
 static int validate(struct srv_config *cfg, char *err, size_t err_len)
 {
-    if (cfg->name[0] == '\0') return fail(err, err_len, "--name must not be empty");
+    if (cfg->name[0] == '\0') return k_errf(err, err_len, K_ECONFIG, "--name must not be empty");
     if (cfg->heartbeat_interval_ms == 0) {
-        return fail(err, err_len, "--heartbeat-interval must be at least 1 (ms)");
+        return k_errf(err, err_len, K_ECONFIG, "--heartbeat-interval must be at least 1 (ms)");
     }
     if ((uint64_t)cfg->election_timeout_ms < 5ull * cfg->heartbeat_interval_ms) {
-        return fail(err, err_len,
-                    "--election-timeout[%ums] should be at least as 5 times as "
-                    "--heartbeat-interval[%ums]",
-                    cfg->election_timeout_ms, cfg->heartbeat_interval_ms);
+        return k_errf(err, err_len, K_ECONFIG,
+                      "--election-timeout[%ums] should be at least as 5 times as "
+                      "--heartbeat-interval[%ums]",
+                      cfg->election_timeout_ms, cfg->heartbeat_interval_ms);
     }
     if (cfg->election_timeout_ms > 50000) {
-        return fail(err, err_len,
-                    "--election-timeout[%ums] is too long, and should be set less than 50000ms",
-                    cfg->election_timeout_ms);
+        return k_errf(err, err_len, K_ECONFIG,
+                      "--election-timeout[%ums] is too long, and should be set less than 50000ms",
+                      cfg->election_timeout_ms);
     }
-    if (cfg->snapshot_count == 0) return fail(err, err_len, "--snapshot-count must be at least 1");
+    if (cfg->snapshot_count == 0)
+        return k_errf(err, err_len, K_ECONFIG, "--snapshot-count must be at least 1");
     if (strcmp(cfg->discovery_fallback, "proxy") != 0 &&
         strcmp(cfg->discovery_fallback, "exit") != 0) {
-        return fail(err, err_len,
-                    "invalid value \"%s\" for flag -discovery-fallback: use "
-                    "\"proxy\" or \"exit\"",
-                    cfg->discovery_fallback);
+        return k_errf(err, err_len, K_ECONFIG,
+                      "invalid value \"%s\" for flag -discovery-fallback: use "
+                      "\"proxy\" or \"exit\"",
+                      cfg->discovery_fallback);
     }
     int rc = check_tls(&cfg->listen_client_urls, &cfg->client_tls, "--listen-client-urls", "", err,
                        err_len);
@@ -504,14 +502,15 @@ static int validate(struct srv_config *cfg, char *err, size_t err_len)
     if (rc < 0) return rc;
     if (cfg->discovery) {
         if (cfg->initial_cluster) {
-            return fail(err, err_len, "--discovery and --initial-cluster cannot both be set");
+            return k_errf(err, err_len, K_ECONFIG,
+                          "--discovery and --initial-cluster cannot both be set");
         }
         if (cfg->initial_cluster_state == SRV_CLUSTER_STATE_EXISTING) {
             /* etcd would look for a running cluster at this member's own URLs and fail. */
-            return fail(err, err_len,
-                        "--discovery bootstraps a new cluster: it cannot be combined with "
-                        "--initial-cluster-state existing (to join a running cluster, give "
-                        "--initial-cluster instead)");
+            return k_errf(err, err_len, K_ECONFIG,
+                          "--discovery bootstraps a new cluster: it cannot be combined with "
+                          "--initial-cluster-state existing (to join a running cluster, give "
+                          "--initial-cluster instead)");
         }
         return 0;
     }

@@ -35,18 +35,6 @@ struct discovery {
     bool create_retried; /* a registration failed in transit and is being sent again */
 };
 
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 static char *format_alloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static char *format_alloc(const char *fmt, ...)
@@ -94,10 +82,10 @@ static int split_url(struct discovery *d, const char *url, char *err, size_t err
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-        rc = fail(err, err_len, K_ECONFIG,
-                  "discovery: invalid URL: --discovery %s is not an http:// or https:// URL "
-                  "such as http://etcd:2379/v2/keys/_etcd/registry/<token>",
-                  url);
+        rc = k_errf(err, err_len, K_ECONFIG,
+                    "discovery: invalid URL: --discovery %s is not an http:// or https:// URL "
+                    "such as http://etcd:2379/v2/keys/_etcd/registry/<token>",
+                    url);
         goto out;
     }
     curl_url_get(u, CURLUPART_PATH, &path, 0);
@@ -107,17 +95,17 @@ static int split_url(struct discovery *d, const char *url, char *err, size_t err
     }
     d->token = clean_path(path ? path : "/");
     if (strcmp(d->token, "/") == 0) {
-        rc = fail(err, err_len, K_ECONFIG,
-                  "discovery: invalid URL: --discovery %s has no token path (use "
-                  "http://etcd:2379/v2/keys/_etcd/registry/<token>)",
-                  url);
+        rc = k_errf(err, err_len, K_ECONFIG,
+                    "discovery: invalid URL: --discovery %s has no token path (use "
+                    "http://etcd:2379/v2/keys/_etcd/registry/<token>)",
+                    url);
         goto out;
     }
     curl_url_set(u, CURLUPART_PATH, "/", 0);
     curl_url_set(u, CURLUPART_QUERY, NULL, 0);
     curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
     if (curl_url_get(u, CURLUPART_URL, &base, 0) != CURLUE_OK) {
-        rc = fail(err, err_len, K_ECONFIG, "discovery: invalid URL: --discovery %s", url);
+        rc = k_errf(err, err_len, K_ECONFIG, "discovery: invalid URL: --discovery %s", url);
         goto out;
     }
     size_t n = strlen(base);
@@ -152,8 +140,8 @@ static int request(struct discovery *d, const char *method, const char *url, con
     char why[512];
     why[0] = '\0';
     int rc = srv_dhttp_request(d->http, method, url, form, timeout_ms, &d->resp, why, sizeof(why));
-    if (rc == K_ELIMIT) return fail(err, err_len, rc, "discovery: %s", why);
-    if (rc == K_ECONFIG) return fail(err, err_len, rc, "discovery: invalid URL: %s", why);
+    if (rc == K_ELIMIT) return k_errf(err, err_len, rc, "discovery: %s", why);
+    if (rc == K_ECONFIG) return k_errf(err, err_len, rc, "discovery: invalid URL: %s", why);
     if (rc < 0) snprintf(err, err_len, "%s", why);
     return rc;
 }
@@ -171,7 +159,7 @@ static int check_cluster(struct discovery *d, struct srv_discovery_registry *reg
         enum srv_discovery_verdict v = srv_discovery_size_reply(
                 r->status, r->body.data, r->body.len, size_key, size, err, err_len);
         if (v == SRV_DISCOVERY_RETRY) {
-            rc = fail(err, err_len, -EAGAIN, "%s answered HTTP %ld", size_key, r->status);
+            rc = k_errf(err, err_len, -EAGAIN, "%s answered HTTP %ld", size_key, r->status);
         } else if (v == SRV_DISCOVERY_FAIL) {
             rc = K_ECONFIG;
         }
@@ -187,16 +175,17 @@ static int check_cluster(struct discovery *d, struct srv_discovery_registry *reg
             char why[256];
             rc = srv_discovery_registry_parse(r->body.data, r->body.len, reg, why, sizeof(why));
             if (rc < 0) {
-                rc = fail(err, err_len, rc, "discovery: bad discovery endpoint: %s: %s", url, why);
+                rc = k_errf(err, err_len, rc, "discovery: bad discovery endpoint: %s: %s", url,
+                            why);
             } else if (!r->has_etcd_index) {
-                rc = fail(err, err_len, K_EPROTO,
-                          "discovery: bad discovery endpoint: %s sent no X-Etcd-Index", url);
+                rc = k_errf(err, err_len, K_EPROTO,
+                            "discovery: bad discovery endpoint: %s sent no X-Etcd-Index", url);
             }
             *index = r->has_etcd_index ? r->etcd_index : 0;
         } else if (srv_discovery_other_reply(r->status, r->body.data, r->body.len,
                                              "listing the registry", err,
                                              err_len) == SRV_DISCOVERY_RETRY) {
-            rc = fail(err, err_len, -EAGAIN, "%s answered HTTP %ld", url, r->status);
+            rc = k_errf(err, err_len, -EAGAIN, "%s answered HTTP %ld", url, r->status);
         } else {
             rc = K_ECONFIG;
         }
@@ -225,7 +214,7 @@ static int adopt_own_registration(struct discovery *d, const char *self_key,
                 strcmp(ev.node.value, d->dc->self_value) == 0;
     if (ours) *created_index = ev.node.created_index;
     srv_discovery_event_deinit(&ev);
-    if (!ours) return fail(err, err_len, K_ECONFIG, "%s", saved);
+    if (!ours) return k_errf(err, err_len, K_ECONFIG, "%s", saved);
     k_log_info("discovery", "the registration sent before the failure went through: %s", self_key);
     return 0;
 }
@@ -245,7 +234,7 @@ static int create_self(struct discovery *d, char *err, size_t err_len)
         enum srv_discovery_verdict v = srv_discovery_create_reply(
                 r->status, r->body.data, r->body.len, self_key, &created, err, err_len);
         if (v == SRV_DISCOVERY_RETRY) {
-            rc = fail(err, err_len, -EAGAIN, "%s answered HTTP %ld", url, r->status);
+            rc = k_errf(err, err_len, -EAGAIN, "%s answered HTTP %ld", url, r->status);
         } else if (v == SRV_DISCOVERY_FAIL && r->status == 412 && d->create_retried) {
             rc = adopt_own_registration(d, self_key, &created, err, err_len);
         } else if (v == SRV_DISCOVERY_FAIL) {
@@ -264,7 +253,7 @@ static int create_self(struct discovery *d, char *err, size_t err_len)
             if (srv_discovery_other_reply(r->status, r->body.data, r->body.len,
                                           "watching the registration", err,
                                           err_len) == SRV_DISCOVERY_RETRY) {
-                rc = fail(err, err_len, -EAGAIN, "%s answered HTTP %ld", url, r->status);
+                rc = k_errf(err, err_len, -EAGAIN, "%s answered HTTP %ld", url, r->status);
             } else {
                 rc = K_ECONFIG;
             }
@@ -325,7 +314,7 @@ static int watch_reply(struct discovery *d, const char *url, struct srv_discover
         }
         if (srv_discovery_other_reply(r->status, r->body.data, r->body.len, "watching the registry",
                                       err, err_len) == SRV_DISCOVERY_RETRY) {
-            return fail(err, err_len, -EAGAIN, "%s answered HTTP %ld", url, r->status);
+            return k_errf(err, err_len, -EAGAIN, "%s answered HTTP %ld", url, r->status);
         }
         return K_ECONFIG;
     }
@@ -337,7 +326,7 @@ static int watch_reply(struct discovery *d, const char *url, struct srv_discover
         *wait_index = ev.node.modified_index + 1;
         take_event(d, &ev, reg, size);
     } else {
-        rc = fail(err, err_len, rc, "discovery: bad discovery endpoint: %s: %s", url, why);
+        rc = k_errf(err, err_len, rc, "discovery: bad discovery endpoint: %s: %s", url, why);
     }
     srv_discovery_event_deinit(&ev);
     return rc;
@@ -370,17 +359,17 @@ static int wait_nodes(struct discovery *d, struct srv_discovery_registry *reg, u
 static int cluster_full(const struct discovery *d, uint64_t size, char *err, size_t err_len)
 {
     if (d->dc->fallback_exit) {
-        return fail(err, err_len, K_ECONFIG,
-                    "discovery: cluster is full: the first %" PRIu64 " registrations under %s%s "
-                    "are other members",
-                    size, d->base, d->token);
+        return k_errf(err, err_len, K_ECONFIG,
+                      "discovery: cluster is full: the first %" PRIu64 " registrations under %s%s "
+                      "are other members",
+                      size, d->base, d->token);
     }
-    return fail(err, err_len, K_ECONFIG,
-                "discovery: cluster is full (%" PRIu64 " members registered under %s%s), and "
-                "--discovery-fallback is \"proxy\" (the default), which ketchd does not "
-                "implement: it cannot run as a proxy. Give --discovery-fallback exit, or "
-                "bootstrap this member with a new token",
-                size, d->base, d->token);
+    return k_errf(err, err_len, K_ECONFIG,
+                  "discovery: cluster is full (%" PRIu64 " members registered under %s%s), and "
+                  "--discovery-fallback is \"proxy\" (the default), which ketchd does not "
+                  "implement: it cannot run as a proxy. Give --discovery-fallback exit, or "
+                  "bootstrap this member with a new token",
+                  size, d->base, d->token);
 }
 
 /* Steps 1 to 4, again after each transient failure: size, registrations, full check,
@@ -450,8 +439,8 @@ int srv_discovery_join(const struct srv_discovery_config *dc, char **initial_clu
     if (rc == 0) rc = srv_discovery_registry_join(&reg, size, initial_cluster, err, err_len);
     if (rc == K_ESTOPPED) {
         int sig = srv_dhttp_stop_signal(d.http);
-        fail(err, err_len, rc, "discovery: stopped by %s before the cluster formed",
-             sig == SIGINT ? "SIGINT" : "SIGTERM");
+        k_errf(err, err_len, rc, "discovery: stopped by %s before the cluster formed",
+               sig == SIGINT ? "SIGINT" : "SIGTERM");
     }
     if (rc == 0) {
         k_log_info("discovery", "found all %" PRIu64 " members: %s", size, *initial_cluster);

@@ -14,18 +14,6 @@
  * gets there, so larger values are refused rather than rounded. */
 static const double INDEX_MAX = 9007199254740992.0;
 
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 static cJSON *parse_json(const char *body, size_t len)
 {
     return len ? cJSON_ParseWithLength(body, len) : NULL;
@@ -86,18 +74,18 @@ int srv_discovery_registry_parse(const char *body, size_t len, struct srv_discov
 {
     memset(reg, 0, sizeof(*reg));
     cJSON *root = parse_json(body, len);
-    if (!root) return fail(err, err_len, K_EPROTO, "the registry listing is not JSON");
+    if (!root) return k_errf(err, err_len, K_EPROTO, "the registry listing is not JSON");
     int rc = 0;
     const cJSON *node = cJSON_GetObjectItemCaseSensitive(root, "node");
     if (!cJSON_IsObject(node)) {
-        rc = fail(err, err_len, K_EPROTO, "the registry listing has no node");
+        rc = k_errf(err, err_len, K_EPROTO, "the registry listing has no node");
         goto out;
     }
     const cJSON *children = cJSON_GetObjectItemCaseSensitive(node, "nodes");
     int n = cJSON_IsArray(children) ? cJSON_GetArraySize(children) : 0;
     if (n > SRV_DISCOVERY_NODES_MAX) {
-        rc = fail(err, err_len, K_EPROTO, "the registry holds %d keys, more than %d", n,
-                  SRV_DISCOVERY_NODES_MAX);
+        rc = k_errf(err, err_len, K_EPROTO, "the registry holds %d keys, more than %d", n,
+                    SRV_DISCOVERY_NODES_MAX);
         goto out;
     }
     reg->nodes = k_xcalloc(n > 0 ? (size_t)n : 1, sizeof(*reg->nodes));
@@ -107,7 +95,7 @@ int srv_discovery_registry_parse(const char *body, size_t len, struct srv_discov
         struct srv_discovery_node *dst = &reg->nodes[reg->count];
         bool has_value;
         if (node_from_json(child, dst, &has_value) < 0) {
-            rc = fail(err, err_len, K_EPROTO, "the registry listing has a malformed node");
+            rc = k_errf(err, err_len, K_EPROTO, "the registry listing has a malformed node");
             goto out;
         }
         /* etcd skips the _config dir by its base name (discovery.go, checkCluster). */
@@ -203,17 +191,17 @@ int srv_discovery_registry_join(const struct srv_discovery_registry *reg, uint64
     for (size_t i = 0; i < size; i++) {
         total += strlen(reg->nodes[i].value) + 1;
         if (collect_names(reg->nodes[i].value, names, &names_n, K_ARRAY_LEN(names)) < 0) {
-            rc = fail(err, err_len, K_ECONFIG,
-                      "discovery: invalid URL: registration %s has \"%s\", not name=peerURL",
-                      reg->nodes[i].name, reg->nodes[i].value);
+            rc = k_errf(err, err_len, K_ECONFIG,
+                        "discovery: invalid URL: registration %s has \"%s\", not name=peerURL",
+                        reg->nodes[i].name, reg->nodes[i].value);
             goto out;
         }
     }
     if (names_n != size) {
-        rc = fail(err, err_len, K_ECONFIG,
-                  "discovery: found duplicate name: the first %llu registrations name %zu "
-                  "members (every member needs its own --name)",
-                  (unsigned long long)size, names_n);
+        rc = k_errf(err, err_len, K_ECONFIG,
+                    "discovery: found duplicate name: the first %llu registrations name %zu "
+                    "members (every member needs its own --name)",
+                    (unsigned long long)size, names_n);
         goto out;
     }
     char *text = k_xmalloc(total);
@@ -270,14 +258,14 @@ int srv_discovery_size_parse(const char *value, uint64_t *size, char *err, size_
         }
     }
     if (!ok) {
-        return fail(err, err_len, K_ECONFIG,
-                    "discovery: size key is bad: \"%.64s\" is not a cluster size", value);
+        return k_errf(err, err_len, K_ECONFIG,
+                      "discovery: size key is bad: \"%.64s\" is not a cluster size", value);
     }
     if (v == 0 || v > SRV_DISCOVERY_SIZE_MAX) {
-        return fail(err, err_len, K_ECONFIG,
-                    "discovery: size key is bad: %llu is not a cluster size ketchd can "
-                    "form (1 to %d members)",
-                    (unsigned long long)v, SRV_DISCOVERY_SIZE_MAX);
+        return k_errf(err, err_len, K_ECONFIG,
+                      "discovery: size key is bad: %llu is not a cluster size ketchd can "
+                      "form (1 to %d members)",
+                      (unsigned long long)v, SRV_DISCOVERY_SIZE_MAX);
     }
     *size = v;
     return 0;
@@ -288,13 +276,13 @@ int srv_discovery_event_parse(const char *body, size_t len, struct srv_discovery
 {
     memset(ev, 0, sizeof(*ev));
     cJSON *root = parse_json(body, len);
-    if (!root) return fail(err, err_len, K_EPROTO, "the watch answered with something not JSON");
+    if (!root) return k_errf(err, err_len, K_EPROTO, "the watch answered with something not JSON");
     int rc = 0;
     const cJSON *action = cJSON_GetObjectItemCaseSensitive(root, "action");
     const cJSON *node = cJSON_GetObjectItemCaseSensitive(root, "node");
     if (!cJSON_IsString(action) || !cJSON_IsObject(node) ||
         node_from_json(node, &ev->node, &ev->node_has_value) < 0) {
-        rc = fail(err, err_len, K_EPROTO, "the watch answered with a malformed event");
+        rc = k_errf(err, err_len, K_EPROTO, "the watch answered with a malformed event");
         goto out;
     }
     snprintf(ev->action, sizeof(ev->action), "%s", action->valuestring);
@@ -356,12 +344,13 @@ enum srv_discovery_verdict srv_discovery_size_reply(long status, const char *bod
     if (status != 200) {
         describe(status, body, len, why, sizeof(why));
         if (srv_discovery_v2_error_parse(body, len, &e) && e.code == 100) {
-            fail(err, err_len, K_ECONFIG,
-                 "discovery: size key not found: %s: %s (set it first: PUT %s with "
-                 "value=<cluster size>)",
-                 size_key, why, size_key);
+            k_errf(err, err_len, K_ECONFIG,
+                   "discovery: size key not found: %s: %s (set it first: PUT %s with "
+                   "value=<cluster size>)",
+                   size_key, why, size_key);
         } else {
-            fail(err, err_len, K_ECONFIG, "discovery: reading the size key %s: %s", size_key, why);
+            k_errf(err, err_len, K_ECONFIG, "discovery: reading the size key %s: %s", size_key,
+                   why);
         }
         return SRV_DISCOVERY_FAIL;
     }
@@ -369,11 +358,11 @@ enum srv_discovery_verdict srv_discovery_size_reply(long status, const char *bod
     int rc = srv_discovery_event_parse(body, len, &ev, why, sizeof(why));
     if (rc < 0) {
         srv_discovery_event_deinit(&ev);
-        fail(err, err_len, K_EPROTO, "discovery: bad discovery endpoint: %s: %s", size_key, why);
+        k_errf(err, err_len, K_EPROTO, "discovery: bad discovery endpoint: %s: %s", size_key, why);
         return SRV_DISCOVERY_FAIL;
     }
     if (!ev.node_has_value) {
-        fail(err, err_len, K_ECONFIG, "discovery: size key is bad: %s is a directory", size_key);
+        k_errf(err, err_len, K_ECONFIG, "discovery: size key is bad: %s is a directory", size_key);
         srv_discovery_event_deinit(&ev);
         return SRV_DISCOVERY_FAIL;
     }
@@ -391,14 +380,14 @@ enum srv_discovery_verdict srv_discovery_create_reply(long status, const char *b
     struct srv_discovery_v2_error e;
     if (status != 201) {
         if (srv_discovery_v2_error_parse(body, len, &e) && e.code == 105) {
-            fail(err, err_len, K_ECONFIG,
-                 "discovery: found duplicate id: %s is registered already (a member with the "
-                 "same peer URLs registered with this token before, such as this one before it "
-                 "lost its data dir; a token bootstraps one cluster: use a new one)",
-                 self_key);
+            k_errf(err, err_len, K_ECONFIG,
+                   "discovery: found duplicate id: %s is registered already (a member with the "
+                   "same peer URLs registered with this token before, such as this one before it "
+                   "lost its data dir; a token bootstraps one cluster: use a new one)",
+                   self_key);
         } else {
             describe(status, body, len, why, sizeof(why));
-            fail(err, err_len, K_ECONFIG, "discovery: registering at %s: %s", self_key, why);
+            k_errf(err, err_len, K_ECONFIG, "discovery: registering at %s: %s", self_key, why);
         }
         return SRV_DISCOVERY_FAIL;
     }
@@ -407,7 +396,7 @@ enum srv_discovery_verdict srv_discovery_create_reply(long status, const char *b
     if (rc == 0) *created_index = ev.node.created_index;
     srv_discovery_event_deinit(&ev);
     if (rc < 0) {
-        fail(err, err_len, K_EPROTO, "discovery: bad discovery endpoint: %s: %s", self_key, why);
+        k_errf(err, err_len, K_EPROTO, "discovery: bad discovery endpoint: %s: %s", self_key, why);
         return SRV_DISCOVERY_FAIL;
     }
     return SRV_DISCOVERY_OK;
@@ -419,6 +408,6 @@ enum srv_discovery_verdict srv_discovery_other_reply(long status, const char *bo
     if (status >= 500) return SRV_DISCOVERY_RETRY;
     char why[768];
     describe(status, body, len, why, sizeof(why));
-    fail(err, err_len, K_ECONFIG, "discovery: %s: %s", what, why);
+    k_errf(err, err_len, K_ECONFIG, "discovery: %s: %s", what, why);
     return SRV_DISCOVERY_FAIL;
 }

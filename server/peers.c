@@ -950,23 +950,11 @@ void srv_peers_close(struct srv_peers *p, void (*cb)(void *data), void *data)
 
 /* ---- the joining member's question (blocking, before the loop runs) ---- */
 
-static int wait_fd(int fd, short events, uint64_t deadline_ns)
-{
-    for (;;) {
-        uint64_t now = k_mono_ns();
-        if (now >= deadline_ns) return K_EUNAVAILABLE;
-        struct pollfd pfd = { .fd = fd, .events = events };
-        int rc = poll(&pfd, 1, (int)((deadline_ns - now) / 1000000 + 1));
-        if (rc > 0) return 0;
-        if (rc < 0 && errno != EINTR) return -errno;
-    }
-}
-
 static int read_full(int fd, uint8_t *buf, size_t len, uint64_t deadline_ns)
 {
     size_t got = 0;
     while (got < len) {
-        int rc = wait_fd(fd, POLLIN, deadline_ns);
+        int rc = srv_sock_wait(fd, POLLIN, deadline_ns);
         if (rc < 0) return rc;
         ssize_t n = read(fd, buf + got, len - got);
         if (n == 0) return K_EPROTO;
@@ -1018,7 +1006,7 @@ int srv_peers_query_members_tls(const char *ip, uint16_t port, uint64_t timeout_
     socklen_t alen =
             addr.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     rc = connect(fd, (struct sockaddr *)&addr, alen) < 0 && errno != EINPROGRESS ? -errno : 0;
-    if (rc == 0) rc = wait_fd(fd, POLLOUT, deadline);
+    if (rc == 0) rc = srv_sock_wait(fd, POLLOUT, deadline);
     if (rc == 0) {
         int soerr = 0;
         socklen_t sl = sizeof(soerr);

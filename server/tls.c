@@ -39,18 +39,6 @@ struct srv_tls {
 
 static const unsigned char session_id_context[] = "ketchd";
 
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return K_ECONFIG;
-}
-
 /* Appends " (OpenSSL: reason; reason)" for the queued errors to out, and clears the queue. */
 static void openssl_reasons(char *out, size_t out_len)
 {
@@ -78,7 +66,8 @@ static int check_readable(const char *flag, const char *path, char *err, size_t 
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return fail(err, err_len, "%s %s: cannot read it: %s", flag, path, strerror(errno));
+        return k_errf(err, err_len, K_ECONFIG, "%s %s: cannot read it: %s", flag, path,
+                      strerror(errno));
     fclose(f);
     return 0;
 }
@@ -102,25 +91,25 @@ static int load_key(SSL_CTX *ssl, const struct srv_tls_files *f, const char *pre
     if (rc < 0) return rc;
     BIO *bio = BIO_new_file(f->key_file, "r");
     if (bio == NULL) {
-        fail(err, err_len, "%s %s: cannot open it", flag, f->key_file);
+        k_errf(err, err_len, K_ECONFIG, "%s %s: cannot open it", flag, f->key_file);
         openssl_reasons(err, err_len);
         return K_ECONFIG;
     }
     EVP_PKEY *key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase_cb, NULL);
     BIO_free(bio);
     if (key == NULL) {
-        fail(err, err_len,
-             "%s %s: no unencrypted PEM private key in it (give the key of --%scert-file, "
-             "without a passphrase)",
-             flag, f->key_file, prefix);
+        k_errf(err, err_len, K_ECONFIG,
+               "%s %s: no unencrypted PEM private key in it (give the key of --%scert-file, "
+               "without a passphrase)",
+               flag, f->key_file, prefix);
         openssl_reasons(err, err_len);
         return K_ECONFIG;
     }
     int ok = SSL_CTX_use_PrivateKey(ssl, key);
     EVP_PKEY_free(key);
     if (ok != 1 || SSL_CTX_check_private_key(ssl) != 1) {
-        fail(err, err_len, "%s %s does not match --%scert-file %s", flag, f->key_file, prefix,
-             f->cert_file);
+        k_errf(err, err_len, K_ECONFIG, "%s %s does not match --%scert-file %s", flag, f->key_file,
+               prefix, f->cert_file);
         openssl_reasons(err, err_len);
         return K_ECONFIG;
     }
@@ -135,7 +124,7 @@ static int load_cert_and_key(SSL_CTX *ssl, const struct srv_tls_files *f, const 
     int rc = check_readable(flag, f->cert_file, err, err_len);
     if (rc < 0) return rc;
     if (SSL_CTX_use_certificate_chain_file(ssl, f->cert_file) != 1) {
-        fail(err, err_len, "%s %s: no PEM certificate in it", flag, f->cert_file);
+        k_errf(err, err_len, K_ECONFIG, "%s %s: no PEM certificate in it", flag, f->cert_file);
         openssl_reasons(err, err_len);
         return K_ECONFIG;
     }
@@ -150,7 +139,8 @@ static int load_ca(SSL_CTX *ssl, enum srv_tls_side side, const struct srv_tls_fi
     int rc = check_readable(flag, f->trusted_ca_file, err, err_len);
     if (rc < 0) return rc;
     if (SSL_CTX_load_verify_locations(ssl, f->trusted_ca_file, NULL) != 1) {
-        fail(err, err_len, "%s %s: no PEM CA certificate in it", flag, f->trusted_ca_file);
+        k_errf(err, err_len, K_ECONFIG, "%s %s: no PEM CA certificate in it", flag,
+               f->trusted_ca_file);
         openssl_reasons(err, err_len);
         return K_ECONFIG;
     }
@@ -158,7 +148,8 @@ static int load_ca(SSL_CTX *ssl, enum srv_tls_side side, const struct srv_tls_fi
         /* The CertificateRequest names the acceptable issuers, as Go's ClientCAs does. */
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(f->trusted_ca_file);
         if (names == NULL) {
-            fail(err, err_len, "%s %s: cannot read the CA names", flag, f->trusted_ca_file);
+            k_errf(err, err_len, K_ECONFIG, "%s %s: cannot read the CA names", flag,
+                   f->trusted_ca_file);
             openssl_reasons(err, err_len);
             return K_ECONFIG;
         }
@@ -194,7 +185,7 @@ static int configure(struct srv_tls_ctx *c, const struct srv_tls_files *f, const
     SSL_CTX *ssl = c->ssl;
     /* etcd's pkg/transport sets MinVersion TLS 1.2 on both sides. */
     if (SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION) != 1) {
-        fail(err, err_len, "cannot set the lowest TLS version");
+        k_errf(err, err_len, K_ECONFIG, "cannot set the lowest TLS version");
         openssl_reasons(err, err_len);
         return K_ECONFIG;
     }
@@ -210,8 +201,8 @@ static int configure(struct srv_tls_ctx *c, const struct srv_tls_files *f, const
         int rc = load_ca(ssl, c->side, f, prefix, err, err_len);
         if (rc < 0) return rc;
     } else if (c->side == SRV_TLS_CLIENT && SSL_CTX_set_default_verify_paths(ssl) != 1) {
-        fail(err, err_len, "cannot load the system's CA certificates (give --%strusted-ca-file)",
-             prefix);
+        k_errf(err, err_len, K_ECONFIG,
+               "cannot load the system's CA certificates (give --%strusted-ca-file)", prefix);
         openssl_reasons(err, err_len);
         return K_ECONFIG;
     }
@@ -235,19 +226,21 @@ int srv_tls_ctx_new(const struct srv_tls_files *files, enum srv_tls_side side,
 {
     *out = NULL;
     if (side == SRV_TLS_SERVER && (files->cert_file == NULL || files->key_file == NULL)) {
-        return fail(err, err_len, "TLS on this port needs --%scert-file and --%skey-file",
-                    flag_prefix, flag_prefix);
+        return k_errf(err, err_len, K_ECONFIG,
+                      "TLS on this port needs --%scert-file and --%skey-file", flag_prefix,
+                      flag_prefix);
     }
     if ((files->cert_file == NULL) != (files->key_file == NULL)) {
-        return fail(err, err_len, "--%scert-file and --%skey-file must be given together",
-                    flag_prefix, flag_prefix);
+        return k_errf(err, err_len, K_ECONFIG,
+                      "--%scert-file and --%skey-file must be given together", flag_prefix,
+                      flag_prefix);
     }
     ERR_clear_error();
     struct srv_tls_ctx *c = k_xcalloc(1, sizeof(*c));
     c->side = side;
     c->ssl = SSL_CTX_new(side == SRV_TLS_SERVER ? TLS_server_method() : TLS_client_method());
     if (c->ssl == NULL) {
-        fail(err, err_len, "cannot create a TLS context");
+        k_errf(err, err_len, K_ECONFIG, "cannot create a TLS context");
         openssl_reasons(err, err_len);
         free(c);
         return K_ECONFIG;

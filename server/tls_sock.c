@@ -11,7 +11,7 @@
 
 enum { SOCK_READ_BYTES = 16 << 10 };
 
-static int sock_wait(int fd, short events, uint64_t deadline_ns)
+int srv_sock_wait(int fd, short events, uint64_t deadline_ns)
 {
     for (;;) {
         uint64_t now = k_mono_ns();
@@ -37,7 +37,7 @@ static int sock_send_output(struct srv_tls *t, int fd, uint64_t deadline_ns)
         } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
             rc = -errno;
         } else {
-            rc = sock_wait(fd, POLLOUT, deadline_ns);
+            rc = srv_sock_wait(fd, POLLOUT, deadline_ns);
         }
     }
     free(bytes);
@@ -63,7 +63,7 @@ int srv_tls_sock_read_full(struct srv_tls *t, int fd, void *buf, size_t len, uin
         if (wrc < 0) return wrc;
         got += n;
         if (n > 0) continue;
-        rc = sock_wait(fd, POLLIN, deadline_ns);
+        rc = srv_sock_wait(fd, POLLIN, deadline_ns);
         if (rc < 0) return rc;
         char cipher[SOCK_READ_BYTES];
         ssize_t r = read(fd, cipher, sizeof(cipher));

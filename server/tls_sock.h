@@ -10,6 +10,11 @@
 #include "base/assert.h"
 #include "server/tls.h"
 
+/* Waits with poll() until fd is ready for events (POLLIN, POLLOUT) or deadline_ns (k_mono_ns
+ * time) passes. Returns 0, K_EUNAVAILABLE when time is up, or a negative errno. Also for the
+ * plain-TCP side of the same blocking exchanges. */
+K_MUST_USE int srv_sock_wait(int fd, short events, uint64_t deadline_ns);
+
 /* Encrypts data[0..len) (borrowed) and writes what the engine has ready on fd (connected,
  * O_NONBLOCK). Before the handshake has finished the data waits in the engine and goes out
  * from srv_tls_sock_read_full, which drives the handshake. deadline_ns is on k_mono_ns()'s

@@ -11,6 +11,7 @@
 
 #include "base/alloc.h"
 #include "base/assert.h"
+#include "base/buf.h"
 #include "base/err.h"
 #include "kv/kv_int.h"
 #include "proto/kv.pb-c.h"
@@ -140,20 +141,11 @@ static int parents_ensure(struct apply_ctx *c, const struct kv__path *p, uint64_
     return 0;
 }
 
-static void cause_append(char *cause, size_t *len, const char *src, size_t n)
-{
-    const size_t cap = sizeof(((struct kv_error *)0)->cause) - 1;
-    if (*len + n > cap) n = cap - *len;
-    memcpy(cause + *len, src, n);
-    *len += n;
-    cause[*len] = '\0';
-}
-
-static void cause_append_u64(char *cause, size_t *len, uint64_t v)
+static void cause_append_u64(struct k_buf *b, uint64_t v)
 {
     char num[24];
     int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
-    cause_append(cause, len, num, (size_t)n);
+    k_buf_append(b, num, (size_t)n);
 }
 
 /* etcd's Compare and getCompareFailCause (v2store/node.go, store.go): "" and 0 mean "not
@@ -166,27 +158,27 @@ static int compare(struct apply_ctx *c, const struct kv__rec *r, const Kvpb__KvR
             req->prev_value.len == 0 || (r->value_len == req->prev_value.len &&
                                          memcmp(r->value, req->prev_value.data, r->value_len) == 0);
     if (index_ok && value_ok) return 0;
-    err->ecode = KV_ECODE_TEST_FAILED;
-    err->index = c->index;
-    size_t len = 0;
-    err->cause[0] = '\0';
+    struct k_buf b = { 0 };
+    k_buf_append(&b, "", 0);
     if (!value_ok) {
-        cause_append(err->cause, &len, "[", 1);
-        cause_append(err->cause, &len, (const char *)req->prev_value.data, req->prev_value.len);
-        cause_append(err->cause, &len, " != ", 4);
-        cause_append(err->cause, &len, r->value, r->value_len);
-        cause_append(err->cause, &len, "]", 1);
+        k_buf_append(&b, "[", 1);
+        k_buf_append(&b, (const char *)req->prev_value.data, req->prev_value.len);
+        k_buf_append(&b, " != ", 4);
+        k_buf_append(&b, r->value, r->value_len);
+        k_buf_append(&b, "]", 1);
     }
     if (!index_ok) {
-        if (!value_ok) cause_append(err->cause, &len, " ", 1);
-        cause_append(err->cause, &len, "[", 1);
-        cause_append_u64(err->cause, &len, req->prev_index);
-        cause_append(err->cause, &len, " != ", 4);
-        cause_append_u64(err->cause, &len, r->modified_index);
-        cause_append(err->cause, &len, "]", 1);
+        if (!value_ok) k_buf_append(&b, " ", 1);
+        k_buf_append(&b, "[", 1);
+        cause_append_u64(&b, req->prev_index);
+        k_buf_append(&b, " != ", 4);
+        cause_append_u64(&b, r->modified_index);
+        k_buf_append(&b, "]", 1);
     }
-    err->cause_len = len; /* values may hold NUL bytes */
-    return K_EV2;
+    /* Whole, as etcd answers it (values may hold NUL bytes). */
+    int rc = kv_error_set_path(err, KV_ECODE_TEST_FAILED, c->index, b.data, b.len);
+    k_buf_free(&b);
+    return rc;
 }
 
 static int root_ronly(struct apply_ctx *c, struct kv_error *err)
@@ -252,6 +244,7 @@ static int op_set(struct apply_ctx *c, const Kvpb__KvRequest *req, const struct 
         int rc = node_lookup(c, p, &cur, err);
         if (rc < 0 && (rc != K_EV2 || err->ecode != KV_ECODE_KEY_NOT_FOUND)) return rc;
         if (rc < 0 && req->refresh) return rc;
+        if (rc == K_EV2) kv_error_release(err); /* not found: Set creates it */
         if (rc == 0 && req->refresh) {
             kept = k_xmalloc(cur.value_len + 1); /* LMDB memory moves with the writes below */
             memcpy(kept, cur.value, cur.value_len);
@@ -421,25 +414,25 @@ static int op_sync(struct apply_ctx *c, const Kvpb__KvRequest *req)
         MDB_val v;
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         struct kv__path p;
-        if (rc == MDB_SUCCESS) {
-            if (k.mv_size != KV__EXPIRY_KEY_BYTES || v.mv_size < 3 ||
-                v.mv_size > KV__NODE_KEY_BYTES_MAX) {
-                mdb_cursor_close(cur);
-                return K_ECORRUPT;
-            }
-            const uint8_t *nk = v.mv_data;
-            p.depth = (uint32_t)nk[0] << 8 | nk[1];
-            p.len = v.mv_size - 2;
-            memcpy(p.buf, nk + 2, p.len);
-            p.buf[p.len] = '\0';
-        }
-        mdb_cursor_close(cur);
-        if (rc == MDB_NOTFOUND) return 0;
-        if (rc != MDB_SUCCESS) return kv__mdb_err(rc);
         struct kv__rec r;
-        rc = kv__tree_get(c->s, c->txn, p.buf, p.len, p.depth, &r);
-        if (rc == K_ENOTFOUND) return K_ECORRUPT; /* index entry without its node */
-        if (rc < 0) return rc;
+        if (rc == MDB_SUCCESS) {
+            const char *path;
+            rc = K_ECORRUPT;
+            if (k.mv_size == KV__EXPIRY_KEY_BYTES)
+                rc = kv__tree_get_by_key(c->s, c->txn, &v, &r, &path, &p.len, &p.depth);
+            if (rc == K_ENOTFOUND) rc = K_ECORRUPT; /* index entry without its node */
+            if (rc == 0 && p.len > KV_KEY_BYTES_MAX_LIMIT) rc = K_ECORRUPT;
+            if (rc == 0) {
+                memcpy(p.buf, path, p.len);
+                p.buf[p.len] = '\0';
+            }
+            mdb_cursor_close(cur);
+            if (rc < 0) return rc;
+        } else {
+            mdb_cursor_close(cur);
+            if (rc == MDB_NOTFOUND) return 0;
+            return kv__mdb_err(rc);
+        }
         if (!(r.flags & KV__FLAG_EXPIRES)) return K_ECORRUPT;
         if (r.expiration_ns > req->time_ns) return 0;
         struct kv_event *ev;
@@ -482,7 +475,7 @@ static int op_internal(struct apply_ctx *c, const Kvpb__KvRequest *req, struct k
                        struct kv_error *err)
 {
     if (req->path.len < 3 || memcmp(req->path.data, "/0/", 3) != 0 ||
-        req->path.len > KV__NODE_KEY_BYTES_MAX) {
+        req->path.len > KV__INTERNAL_KEY_MAX) {
         return kv_error_set(err, KV_ECODE_INVALID_FIELD, 0, "internal key outside /0/");
     }
     MDB_val k = { .mv_size = req->path.len, .mv_data = req->path.data };
@@ -643,8 +636,10 @@ static int apply_one(struct apply_ctx *c, const Kvpb__KvRequest *req, struct kv_
 
 void kv_batch_free(struct kv_batch *b)
 {
-    for (size_t i = 0; i < b->result_count; i++)
+    for (size_t i = 0; i < b->result_count; i++) {
         kv_event_unref(b->results[i].event);
+        if (b->results[i].rc == K_EV2) kv_error_release(&b->results[i].err);
+    }
     for (size_t i = 0; i < b->event_count; i++)
         kv_event_unref(b->events[i]);
     free(b->results);

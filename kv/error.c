@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/err.h"
 
 const char *kv_ecode_message(enum kv_ecode ecode)
@@ -106,6 +107,7 @@ int kv_error_set(struct kv_error *err, enum kv_ecode ecode, uint64_t index, cons
 {
     err->ecode = ecode;
     err->index = index;
+    err->cause_long = NULL;
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(err->cause, sizeof(err->cause), fmt, ap);
@@ -120,9 +122,25 @@ int kv_error_set_path(struct kv_error *err, enum kv_ecode ecode, uint64_t index,
 {
     err->ecode = ecode;
     err->index = index;
-    if (len > sizeof(err->cause) - 1) len = sizeof(err->cause) - 1;
-    memcpy(err->cause, path, len);
-    err->cause[len] = '\0';
+    err->cause_long = NULL;
+    char *dst = err->cause;
+    if (len >= sizeof(err->cause)) dst = err->cause_long = k_xmalloc(len + 1);
+    if (len > 0) memcpy(dst, path, len);
+    dst[len] = '\0';
     err->cause_len = len;
     return K_EV2;
+}
+
+const char *kv_error_cause(const struct kv_error *err)
+{
+    return err->cause_long != NULL ? err->cause_long : err->cause;
+}
+
+void kv_error_release(struct kv_error *err)
+{
+    if (err->cause_long == NULL) return;
+    free(err->cause_long);
+    err->cause_long = NULL;
+    err->cause[0] = '\0';
+    err->cause_len = 0;
 }

@@ -49,9 +49,10 @@ enum kv_ecode {
 struct kv_error {
     enum kv_ecode ecode; /* etcd errorCode, e.g. KV_ECODE_KEY_NOT_FOUND = 100 */
     uint64_t index;      /* store index at the time, reported as "index"; 0 for request errors */
-    char cause[256];     /* key or field at fault, reported as "cause"; never allocated.
-                          * Longer causes (a CAS on a long value) are truncated. */
-    size_t cause_len;    /* bytes of cause: a key may hold a NUL byte (%00 in its URL) */
+    char cause[256];     /* key or field at fault, reported as "cause", when it fits */
+    char *cause_long;    /* a longer cause (a long key, a CAS on long values): a heap copy
+                          * owned by the error, freed by kv_error_release; else NULL */
+    size_t cause_len;    /* bytes of the cause: a key may hold a NUL byte (%00 in its URL) */
 };
 
 /* Returns etcd's exact message for ecode ("Key not found"); a static string, "" if unknown. */
@@ -61,13 +62,20 @@ const char *kv_ecode_message(enum kv_ecode ecode);
  * and 105, 403 for 102 and 108, 401 for 110, 500 for 300 and 301, 400 for every other. */
 int kv_ecode_http_status(enum kv_ecode ecode);
 
-/* Fills *err with a key as its cause (any bytes, NUL included; truncated to fit) and
- * returns K_EV2. */
+/* Fills *err with a key (or any bytes, NUL included) as its cause, whole, and returns K_EV2.
+ * A cause that does not fit err->cause is copied to the heap: call kv_error_release. */
 int kv_error_set_path(struct kv_error *err, enum kv_ecode ecode, uint64_t index, const char *path,
                       size_t len) __attribute__((warn_unused_result));
 
-/* Fills *err (cause formatted printf-style, truncated to fit) and returns K_EV2. */
+/* Fills *err (cause formatted printf-style, truncated to err->cause) and returns K_EV2. */
 K_MUST_USE int kv_error_set(struct kv_error *err, enum kv_ecode ecode, uint64_t index,
                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The cause's cause_len bytes, NUL-terminated. */
+const char *kv_error_cause(const struct kv_error *err);
+
+/* Frees a long cause (the error then has none). Whoever holds an error a kv function filled
+ * (a K_EV2 return) releases it once answered; kv_batch_free does so for batch results. */
+void kv_error_release(struct kv_error *err);
 
 #endif

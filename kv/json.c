@@ -247,10 +247,9 @@ void kv_json_error(const struct kv_error *err, struct k_buf *out)
     buf_str(out, ",\"message\":");
     const char *msg = kv_ecode_message(err->ecode);
     kv_json_string(out, msg, strlen(msg));
-    size_t cause_len = err->cause_len < sizeof(err->cause) ? err->cause_len : 0;
-    if (cause_len > 0) {
+    if (err->cause_len > 0) {
         buf_str(out, ",\"cause\":");
-        kv_json_string(out, err->cause, cause_len);
+        kv_json_string(out, kv_error_cause(err), err->cause_len);
     }
     buf_str(out, ",\"index\":");
     buf_u64(out, err->index);

@@ -2,19 +2,28 @@
  *
  * On-disk layout (one LMDB environment, format version KV__FORMAT_VERSION):
  * - DB "nodes": one record per node except the root (which is implicit: a dir with no indexes).
- *   Key = depth (2 bytes, big-endian: the number of path components) followed by the cleaned
- *   path ("/a/b" has depth 2). All children of a dir P at depth d share the prefix
- *   (d+1, P + "/") and nothing else does, so a listing reads exactly the children, contiguous
- *   and in byte order of their keys (the order "sorted=true" asks for).
- *   Value = flags (1 byte: bit 0 dir, bit 1 has expiration), createdIndex, modifiedIndex,
- *   expiration in Unix ns (each 8 bytes little-endian; expiration 0 when none), then the value.
+ *   Key, plain form (paths of at most KV__PLAIN_PATH_MAX = 500 bytes): depth (2 bytes,
+ *   big-endian: the number of path components) followed by the cleaned path ("/a/b" has
+ *   depth 2). LMDB keys are at most 511 bytes, so a longer path has the long form: depth, the
+ *   first KV__LONG_PREFIX = 476 bytes of the path, then the SHA-256 of the whole path (32
+ *   bytes), 510 bytes in all; its record carries the whole path. The key's length tells the
+ *   forms apart (plain <= 502, long = 510).
+ *   All children of a dir P at depth d share the prefix (d+1, P + "/") (cut to the first 476
+ *   bytes of the path when longer) and nothing else does (when cut, the full paths tell), so a
+ *   listing reads the children as one contiguous range. Byte order of the keys is the order of
+ *   the paths (the order "sorted=true" asks for) except among keys that share their first 476
+ *   path bytes; kv__tree_children sorts those runs by full path.
+ *   Value = flags (1 byte: bit 0 dir, bit 1 has expiration, bit 2 long path), createdIndex,
+ *   modifiedIndex, expiration in Unix ns (each 8 bytes little-endian; expiration 0 when none);
+ *   for a long path then its length (4 bytes LE) and the path; then the value.
  * - DB "expiry": one entry per node with a TTL, ordered by expiration so a SYNC reads only
  *   what expires. Key = expiration (8 bytes big-endian, sign bit flipped so negative times sort
  *   first), createdIndex (8, big-endian), depth (2, big-endian); value = the node's nodes-key.
  *   (expiration, createdIndex, depth) is unique: the nodes created by one write lie on one path,
  *   so they differ in depth.
  * - DB "meta": "applied" = last applied raft index, "index" = etcd index (8 bytes LE each),
- *   "format" = KV__FORMAT_VERSION (4 bytes LE).
+ *   "format" = KV__FORMAT_VERSION (8 bytes LE). Format 1 had no long keys; a format 1 store is
+ *   a valid format 2 store and is marked 2 when opened.
  */
 #ifndef KETCH_KV_KV_INT_H
 #define KETCH_KV_KV_INT_H
@@ -29,12 +38,18 @@
 #include "kv/event.h"
 #include "kv/store.h"
 
-#define KV__FORMAT_VERSION     1u
+#define KV__FORMAT_VERSION     2u
 #define KV__RECORD_HEAD_BYTES  25
-#define KV__NODE_KEY_BYTES_MAX (2 + KV_KEY_BYTES_MAX_LIMIT)
+#define KV__PLAIN_PATH_MAX     500
+#define KV__LONG_PREFIX        476
+#define KV__PATH_DIGEST_BYTES  32
+#define KV__LONG_KEY_BYTES     (2 + KV__LONG_PREFIX + KV__PATH_DIGEST_BYTES)
+#define KV__NODE_KEY_BYTES_MAX KV__LONG_KEY_BYTES
 #define KV__EXPIRY_KEY_BYTES   18
+#define KV__INTERNAL_KEY_MAX   500
 #define KV__FLAG_DIR           0x01u
 #define KV__FLAG_EXPIRES       0x02u
+#define KV__FLAG_LONG_PATH     0x04u
 
 /* Expirations before 2000-01-01 are treated as permanent, as etcd does (minExpireTime in
  * v2store/store.go: such times come from a zero time serialized through JavaScript). */
@@ -56,13 +71,15 @@ struct kv__path {
     uint32_t depth; /* components; 0 for the root */
 };
 
-/* A node record as stored; value points into LMDB memory (valid until the next write in the
- * transaction or its end). */
+/* A node record as stored; value and path point into LMDB memory (valid until the next write
+ * in the transaction or its end). */
 struct kv__rec {
     uint8_t flags;
     uint64_t created_index;
     uint64_t modified_index;
     int64_t expiration_ns; /* meaningful when flags & KV__FLAG_EXPIRES */
+    const char *path;      /* the node's path when flags & KV__FLAG_LONG_PATH, else NULL */
+    size_t path_len;
     const char *value;
     size_t value_len;
 };
@@ -82,15 +99,24 @@ size_t kv__path_prefix_len(const char *p, size_t len, uint32_t n);
 size_t kv__path_base_off(const char *p, size_t len);
 /* Whether the node's own name starts with '_' (hidden from listings). */
 bool kv__path_is_hidden(const char *p, size_t len);
-/* Encodes a nodes-DB key for (path, depth) into out (KV__NODE_KEY_BYTES_MAX); returns its size. */
+/* Encodes a nodes-DB key for (path, depth) into out (KV__NODE_KEY_BYTES_MAX), in the plain or
+ * the long form; returns its size. */
 size_t kv__node_key(uint8_t *out, const char *p, size_t len, uint32_t depth);
 
 /* tree.c: node records in LMDB */
-void kv__rec_encode(uint8_t *out, const struct kv__rec *r); /* KV__RECORD_HEAD_BYTES + value */
+/* Size and encoding of a record; its path is stored when flags has KV__FLAG_LONG_PATH. */
+size_t kv__rec_size(const struct kv__rec *r);
+void kv__rec_encode(uint8_t *out, const struct kv__rec *r);
 K_MUST_USE int kv__rec_decode(const MDB_val *v, struct kv__rec *r); /* 0 or K_ECORRUPT */
 /* Reads the node at (p, len, depth). Returns 0, K_ENOTFOUND, K_ECORRUPT or -EIO. */
 K_MUST_USE int kv__tree_get(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
                             uint32_t depth, struct kv__rec *r);
+/* Reads the node stored under a nodes-DB key (as the expiry index names it): its record, its
+ * path (into LMDB memory or the key) and its depth. Returns 0, K_ENOTFOUND, K_ECORRUPT or an
+ * LMDB error. */
+K_MUST_USE int kv__tree_get_by_key(const struct kv_store *s, MDB_txn *txn, const MDB_val *key,
+                                   struct kv__rec *r, const char **path, size_t *len,
+                                   uint32_t *depth);
 /* Writes a node record and keeps the expiry index in step with it (old: the record it replaces,
  * NULL if none). Returns 0 or an error mapped from LMDB. */
 K_MUST_USE int kv__tree_put(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
@@ -98,8 +124,9 @@ K_MUST_USE int kv__tree_put(const struct kv_store *s, MDB_txn *txn, const char *
 /* Whether the dir at (p, depth) has any child (hidden ones count). */
 K_MUST_USE int kv__tree_has_children(const struct kv_store *s, MDB_txn *txn, const char *p,
                                      size_t len, uint32_t depth, bool *has);
-/* Iterates the children of dir (p, depth) in key order, calling cb with each child's path and
- * record; stops early when cb returns non-zero (returned). */
+/* Iterates the children of dir (p, depth) in byte order of their paths, calling cb with each
+ * child's path and record; stops early when cb returns non-zero (returned). cb must not write
+ * in txn. */
 typedef int (*kv__child_cb)(void *data, const char *path, size_t len, const struct kv__rec *r);
 K_MUST_USE int kv__tree_children(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
                                  uint32_t depth, kv__child_cb cb, void *data);

@@ -1,5 +1,6 @@
 /* Key paths: cleaning as etcd's store does (path.Clean(path.Join("/", p))), limits, and the
- * nodes-DB key encoding described in kv/kv_int.h. */
+ * nodes-DB key encoding described in kv/kv_int.h (SHA-256 through libcrypto for long paths). */
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +106,14 @@ size_t kv__node_key(uint8_t *out, const char *p, size_t len, uint32_t depth)
     k_assert(depth > 0 && depth <= 0xffff);
     out[0] = (uint8_t)(depth >> 8);
     out[1] = (uint8_t)depth;
-    memcpy(out + 2, p, len);
-    return len + 2;
+    if (len <= KV__PLAIN_PATH_MAX) {
+        memcpy(out + 2, p, len);
+        return len + 2;
+    }
+    memcpy(out + 2, p, KV__LONG_PREFIX);
+    unsigned int dlen = 0;
+    /* A failure here means libcrypto cannot hash at all: nothing sensible remains to do. */
+    int ok = EVP_Digest(p, len, out + 2 + KV__LONG_PREFIX, &dlen, EVP_sha256(), NULL);
+    k_assert(ok == 1 && dlen == KV__PATH_DIGEST_BYTES);
+    return KV__LONG_KEY_BYTES;
 }

@@ -71,6 +71,8 @@ static int store_init_dbs(struct kv_store *s)
         ret = kv__meta_get(s, txn, "applied", &applied);
         if (ret == 0 && applied != 0) ret = K_ECORRUPT; /* data without a format: not ours */
         if (ret == 0) ret = kv__meta_put(s, txn, "format", KV__FORMAT_VERSION);
+    } else if (ret == 0 && format == 1) {
+        ret = kv__meta_put(s, txn, "format", KV__FORMAT_VERSION); /* format 2 only adds */
     } else if (ret == 0 && format != KV__FORMAT_VERSION) {
         ret = K_ECORRUPT;
     }
@@ -114,9 +116,9 @@ int kv_store_open(const struct kv_store_config *config, struct kv_store **out)
     uint64_t map_bytes = config->map_bytes ? config->map_bytes : KV_MAP_BYTES_DEFAULT;
     rc = env_open(config->dir, flags, map_bytes, &s->env);
     if (rc < 0) goto out_free;
-    /* Node keys are the path plus 2 bytes (kv_int.h); a liblmdb built with a smaller
-     * MDB_MAXKEYSIZE than Debian's 511 cannot hold the longest paths the limits allow. */
-    if ((size_t)mdb_env_get_maxkeysize(s->env) < s->limits.key_bytes_max + 2) {
+    /* Node keys take up to KV__NODE_KEY_BYTES_MAX bytes (kv_int.h); a liblmdb built with a
+     * smaller MDB_MAXKEYSIZE than Debian's 511 cannot hold them. */
+    if ((size_t)mdb_env_get_maxkeysize(s->env) < KV__NODE_KEY_BYTES_MAX) {
         rc = K_ECONFIG;
         goto out_close;
     }

@@ -33,13 +33,14 @@
 
 #include "base/assert.h"
 
-/* LMDB keys are at most 511 bytes (MDB_MAXKEYSIZE in Debian's liblmdb); a node's key is its
- * path plus a 2-byte depth, so paths longer than 509 bytes cannot be stored. etcd itself
- * allows keys up to the 4 KiB request line (spec §1.6): this is a ketch limit. */
-#define KV_KEY_BYTES_MAX_DEFAULT   500
-#define KV_KEY_BYTES_MAX_LIMIT     509
+/* Paths are bounded by the request line (spec 1.6: etcd serves 4096-byte request lines; ketchd
+ * reads request targets up to 8 KiB), so the store takes any path up to 8 KiB and, as etcd,
+ * any depth that fits (a path of n components has at least 2n bytes). Paths too long for an
+ * LMDB key are stored under a digest (kv/kv_int.h). */
+#define KV_KEY_BYTES_MAX_DEFAULT   8192
+#define KV_KEY_BYTES_MAX_LIMIT     8192
 #define KV_VALUE_BYTES_MAX_DEFAULT (1536u * 1024u) /* etcd's default request limit, 1.5 MiB */
-#define KV_DEPTH_MAX_DEFAULT       64
+#define KV_DEPTH_MAX_DEFAULT       (KV_KEY_BYTES_MAX_LIMIT / 2)
 #define KV_MAP_BYTES_DEFAULT       (64ull << 30) /* sparse: address space, not disk */
 
 /* Every member must use the same limits: they decide whether an entry applies (determinism). */

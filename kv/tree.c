@@ -1,6 +1,7 @@
 /* The tree of nodes in LMDB: record encoding, lookups, children ranges, puts that keep the
  * expiry index in step, and subtree removal. Layout in kv/kv_int.h. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,13 +52,38 @@ int kv__mdb_err(int mdb_rc)
     }
 }
 
+static void put_u32le(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+size_t kv__rec_size(const struct kv__rec *r)
+{
+    size_t n = KV__RECORD_HEAD_BYTES + r->value_len;
+    if (r->flags & KV__FLAG_LONG_PATH) n += 4 + r->path_len;
+    return n;
+}
+
 void kv__rec_encode(uint8_t *out, const struct kv__rec *r)
 {
     out[0] = r->flags;
     kv__put_u64le(out + 1, r->created_index);
     kv__put_u64le(out + 9, r->modified_index);
     kv__put_u64le(out + 17, (r->flags & KV__FLAG_EXPIRES) ? (uint64_t)r->expiration_ns : 0);
-    if (r->value_len > 0) memcpy(out + KV__RECORD_HEAD_BYTES, r->value, r->value_len);
+    size_t off = KV__RECORD_HEAD_BYTES;
+    if (r->flags & KV__FLAG_LONG_PATH) {
+        k_assert(r->path_len > KV__PLAIN_PATH_MAX && r->path_len <= UINT32_MAX);
+        put_u32le(out + off, (uint32_t)r->path_len);
+        memcpy(out + off + 4, r->path, r->path_len);
+        off += 4 + r->path_len;
+    }
+    if (r->value_len > 0) memcpy(out + off, r->value, r->value_len);
 }
 
 int kv__rec_decode(const MDB_val *v, struct kv__rec *r)
@@ -65,13 +91,46 @@ int kv__rec_decode(const MDB_val *v, struct kv__rec *r)
     if (v->mv_size < KV__RECORD_HEAD_BYTES) return K_ECORRUPT;
     const uint8_t *p = v->mv_data;
     r->flags = p[0];
-    if (r->flags & ~(KV__FLAG_DIR | KV__FLAG_EXPIRES)) return K_ECORRUPT;
+    if (r->flags & ~(KV__FLAG_DIR | KV__FLAG_EXPIRES | KV__FLAG_LONG_PATH)) return K_ECORRUPT;
     r->created_index = kv__get_u64le(p + 1);
     r->modified_index = kv__get_u64le(p + 9);
     r->expiration_ns = (int64_t)kv__get_u64le(p + 17);
-    r->value = (const char *)p + KV__RECORD_HEAD_BYTES;
-    r->value_len = v->mv_size - KV__RECORD_HEAD_BYTES;
+    size_t off = KV__RECORD_HEAD_BYTES;
+    r->path = NULL;
+    r->path_len = 0;
+    if (r->flags & KV__FLAG_LONG_PATH) {
+        if (v->mv_size - off < 4) return K_ECORRUPT;
+        size_t plen = get_u32le(p + off);
+        off += 4;
+        if (plen <= KV__PLAIN_PATH_MAX || plen > v->mv_size - off) return K_ECORRUPT;
+        r->path = (const char *)p + off;
+        r->path_len = plen;
+        off += plen;
+    }
+    r->value = (const char *)p + off;
+    r->value_len = v->mv_size - off;
     if ((r->flags & KV__FLAG_DIR) && r->value_len != 0) return K_ECORRUPT;
+    return 0;
+}
+
+/* The path and depth of the node stored under key k with record r: from the key in the plain
+ * form, from the record in the long one. */
+static int key_path(const MDB_val *k, const struct kv__rec *r, const char **path, size_t *len,
+                    uint32_t *depth)
+{
+    const uint8_t *kb = k->mv_data;
+    bool long_key = k->mv_size == KV__LONG_KEY_BYTES;
+    if (k->mv_size < 3 || (!long_key && k->mv_size > 2 + KV__PLAIN_PATH_MAX)) return K_ECORRUPT;
+    if (long_key != ((r->flags & KV__FLAG_LONG_PATH) != 0)) return K_ECORRUPT;
+    *depth = (uint32_t)kb[0] << 8 | kb[1];
+    if (!long_key) {
+        *path = (const char *)kb + 2;
+        *len = k->mv_size - 2;
+        return 0;
+    }
+    if (memcmp(r->path, kb + 2, KV__LONG_PREFIX) != 0) return K_ECORRUPT;
+    *path = r->path;
+    *len = r->path_len;
     return 0;
 }
 
@@ -83,7 +142,28 @@ int kv__tree_get(const struct kv_store *s, MDB_txn *txn, const char *p, size_t l
     MDB_val v;
     int rc = mdb_get(txn, s->dbi_nodes, &k, &v);
     if (rc != MDB_SUCCESS) return kv__mdb_err(rc);
-    return kv__rec_decode(&v, r);
+    rc = kv__rec_decode(&v, r);
+    if (rc < 0) return rc;
+    const char *stored;
+    size_t stored_len;
+    uint32_t stored_depth;
+    rc = key_path(&k, r, &stored, &stored_len, &stored_depth);
+    if (rc < 0) return rc;
+    /* Under a long key, another path would mean damage or a SHA-256 collision (none is known). */
+    if (stored_len != len || memcmp(stored, p, len) != 0) return K_ECORRUPT;
+    return 0;
+}
+
+int kv__tree_get_by_key(const struct kv_store *s, MDB_txn *txn, const MDB_val *key,
+                        struct kv__rec *r, const char **path, size_t *len, uint32_t *depth)
+{
+    MDB_val k = *key;
+    MDB_val v;
+    int rc = mdb_get(txn, s->dbi_nodes, &k, &v);
+    if (rc != MDB_SUCCESS) return kv__mdb_err(rc);
+    rc = kv__rec_decode(&v, r);
+    if (rc < 0) return rc;
+    return key_path(key, r, path, len, depth);
 }
 
 static void expiry_key(uint8_t *out, const struct kv__rec *r, uint32_t depth)
@@ -116,13 +196,23 @@ int kv__tree_put(const struct kv_store *s, MDB_txn *txn, const char *p, size_t l
         rc = expiry_del(s, txn, old, depth);
         if (rc < 0) return rc;
     }
-    MDB_val v = { .mv_size = KV__RECORD_HEAD_BYTES + r->value_len, .mv_data = NULL };
+    /* The record names its path exactly when the key cannot (kv_int.h). */
+    struct kv__rec w = *r;
+    w.flags &= (uint8_t)~KV__FLAG_LONG_PATH;
+    w.path = NULL;
+    w.path_len = 0;
+    if (len > KV__PLAIN_PATH_MAX) {
+        w.flags |= KV__FLAG_LONG_PATH;
+        w.path = p;
+        w.path_len = len;
+    }
+    MDB_val v = { .mv_size = kv__rec_size(&w), .mv_data = NULL };
     rc = mdb_put(txn, s->dbi_nodes, &k, &v, MDB_RESERVE);
     if (rc != MDB_SUCCESS) return kv__mdb_err(rc);
-    kv__rec_encode(v.mv_data, r);
-    if (r->flags & KV__FLAG_EXPIRES) {
+    kv__rec_encode(v.mv_data, &w);
+    if (w.flags & KV__FLAG_EXPIRES) {
         uint8_t ek[KV__EXPIRY_KEY_BYTES];
-        expiry_key(ek, r, depth);
+        expiry_key(ek, &w, depth);
         MDB_val ekv = { .mv_size = sizeof(ek), .mv_data = ek };
         rc = mdb_put(txn, s->dbi_expiry, &ekv, &k, MDB_NOOVERWRITE);
         if (rc == MDB_KEYEXIST) return K_ECORRUPT; /* uniqueness argued in kv_int.h */
@@ -131,48 +221,108 @@ int kv__tree_put(const struct kv_store *s, MDB_txn *txn, const char *p, size_t l
     return 0;
 }
 
-/* The prefix (depth + 1, P + "/") shared by the children of dir P. */
-static size_t children_prefix(uint8_t *out, const char *p, size_t len, uint32_t depth)
+/* The key prefix shared by the children of dir P: (depth + 1, P + "/"), the path part cut to
+ * KV__LONG_PREFIX bytes (*cut tells). */
+static size_t children_prefix(uint8_t *out, const char *p, size_t len, uint32_t depth, bool *cut)
 {
     uint32_t d = depth + 1;
     out[0] = (uint8_t)(d >> 8);
     out[1] = (uint8_t)d;
-    if (depth == 0) {
-        out[2] = '/';
-        return 3;
+    size_t n = depth == 0 ? 0 : len; /* the root's children start with "/" alone */
+    *cut = n + 1 > KV__LONG_PREFIX;
+    if (*cut) {
+        memcpy(out + 2, p, KV__LONG_PREFIX);
+        return 2 + KV__LONG_PREFIX;
     }
-    memcpy(out + 2, p, len);
-    out[2 + len] = '/';
-    return len + 3;
+    memcpy(out + 2, p, n);
+    out[2 + n] = '/';
+    return n + 3;
+}
+
+struct child {
+    const char *path; /* LMDB memory (no write happens while children are listed) */
+    size_t len;
+    struct kv__rec rec;
+};
+
+static int child_cmp(const void *a, const void *b)
+{
+    const struct child *x = a;
+    const struct child *y = b;
+    int c = memcmp(x->path, y->path, x->len < y->len ? x->len : y->len);
+    if (c != 0) return c;
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+/* Decodes the entry at the cursor; *is_child is false when the range was cut and the entry
+ * belongs to another dir sharing the cut prefix. */
+static int child_read(const MDB_val *k, const MDB_val *v, const char *dir, size_t dir_len,
+                      struct child *c, bool *is_child)
+{
+    int rc = kv__rec_decode(v, &c->rec);
+    if (rc < 0) return rc;
+    uint32_t depth;
+    rc = key_path(k, &c->rec, &c->path, &c->len, &depth);
+    if (rc < 0) return rc;
+    *is_child =
+            c->len > dir_len + 1 && memcmp(c->path, dir, dir_len) == 0 && c->path[dir_len] == '/';
+    return 0;
 }
 
 int kv__tree_children(const struct kv_store *s, MDB_txn *txn, const char *p, size_t len,
                       uint32_t depth, kv__child_cb cb, void *data)
 {
-    uint8_t prefix[KV__NODE_KEY_BYTES_MAX + 1];
-    size_t plen = children_prefix(prefix, p, len, depth);
+    uint8_t prefix[2 + KV__LONG_PREFIX + 1];
+    bool cut;
+    size_t plen = children_prefix(prefix, p, len, depth, &cut);
+    size_t dir_len = depth == 0 ? 0 : len;
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, s->dbi_nodes, &cur);
     if (rc != MDB_SUCCESS) return kv__mdb_err(rc);
     MDB_val k = { .mv_size = plen, .mv_data = prefix };
     MDB_val v;
-    int op = MDB_SET_RANGE;
+    struct child *run = NULL;
+    size_t run_cap = 0;
     int ret = 0;
-    for (;;) {
-        rc = mdb_cursor_get(cur, &k, &v, op);
-        op = MDB_NEXT;
-        if (rc == MDB_NOTFOUND) break;
-        if (rc != MDB_SUCCESS) {
-            ret = kv__mdb_err(rc);
-            break;
-        }
-        if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0) break;
-        struct kv__rec r;
-        ret = kv__rec_decode(&v, &r);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (ret == 0 && rc == MDB_SUCCESS && k.mv_size > plen &&
+           memcmp(k.mv_data, prefix, plen) == 0) {
+        struct child c;
+        bool is_child;
+        ret = child_read(&k, &v, p, dir_len, &c, &is_child);
         if (ret < 0) break;
-        ret = cb(data, (const char *)k.mv_data + 2, k.mv_size - 2, &r);
-        if (ret != 0) break;
+        if (k.mv_size < 2 + KV__LONG_PREFIX) {
+            if (is_child) ret = cb(data, c.path, c.len, &c.rec);
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        /* Keys sharing their first KV__LONG_PREFIX path bytes are contiguous, but among them
+         * key order is not path order (digests, or a plain key against a long one): list the
+         * run sorted by path. */
+        uint8_t run_key[2 + KV__LONG_PREFIX];
+        memcpy(run_key, k.mv_data, sizeof(run_key));
+        size_t run_n = 0;
+        for (;;) {
+            if (is_child) {
+                if (run_n == run_cap) {
+                    run_cap = run_cap == 0 ? 8 : 2 * run_cap;
+                    run = k_xrealloc(run, run_cap * sizeof(*run));
+                }
+                run[run_n++] = c;
+            }
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            if (rc != MDB_SUCCESS || k.mv_size < sizeof(run_key) ||
+                memcmp(k.mv_data, run_key, sizeof(run_key)) != 0)
+                break;
+            ret = child_read(&k, &v, p, dir_len, &c, &is_child);
+            if (ret < 0) break;
+        }
+        if (run_n > 1) qsort(run, run_n, sizeof(*run), child_cmp);
+        for (size_t i = 0; ret == 0 && i < run_n; i++)
+            ret = cb(data, run[i].path, run[i].len, &run[i].rec);
     }
+    if (ret == 0 && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) ret = kv__mdb_err(rc);
+    free(run);
     mdb_cursor_close(cur);
     return ret;
 }
@@ -199,7 +349,7 @@ struct child_list {
     struct child_item {
         size_t off;
         size_t len;
-        struct kv__rec rec; /* value pointers not kept */
+        struct kv__rec rec; /* value and path pointers not kept */
     } * items;
     size_t count;
     size_t cap;
@@ -223,6 +373,8 @@ static int collect_cb(void *data, const char *path, size_t len, const struct kv_
     it->rec = *r;
     it->rec.value = NULL;
     it->rec.value_len = 0;
+    it->rec.path = NULL;
+    it->rec.path_len = 0;
     l->paths_len += len;
     return 0;
 }

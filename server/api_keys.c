@@ -72,6 +72,7 @@ static void serve_get(struct srv_api *api, struct srv_request *req, const char *
     }
     if (rc == K_EV2) {
         srv_api_reply_v2_error(api, req, &err);
+        kv_error_release(&err);
         return;
     }
     if (rc < 0) {
@@ -154,6 +155,7 @@ static void propose_write(struct keys_call *c, Kvpb__KvRequest *kr)
     if (kv_request_check(kv_store_limits(srv_node_store(c->api->node)), kr, &err) == K_EV2) {
         c->finished = true;
         srv_api_reply_v2_error(c->api, c->req, &err);
+        kv_error_release(&err);
         return;
     }
     c->wait.cb = on_write_applied;
@@ -217,6 +219,7 @@ static void start_watch(struct keys_call *c)
                           &etcd_index, &err);
     if (rc == K_EV2) {
         srv_api_reply_v2_error(c->api, c->req, &err);
+        kv_error_release(&err);
         return;
     }
     k_assert(rc == 0);
@@ -287,6 +290,7 @@ void srv_api_keys(struct srv_api *api, struct srv_request *req, const char *key,
     struct kv_error err;
     if (kv_params_parse(km, key, key_len, params, form.count, k_wall_ns(), &c->p, &err) == K_EV2) {
         srv_api_reply_v2_error(api, req, &err);
+        kv_error_release(&err);
         return;
     }
     if (is_get && c->p.wait) {

@@ -355,6 +355,48 @@ def test_keys_and_values_are_escaped_like_go_json(compare):
     compare(s)
 
 
+def test_long_and_deep_keys_match_etcd(compare):
+    """etcd takes any key its request line can carry and any depth (spec 1.6, 12). Names
+    here straddle the lengths where ketchd's store changes key form (500 bytes, and the
+    476-byte prefix a long key is filed under), so sorted listings must still be in byte
+    order, and a long dir's listing must not pick up a sibling sharing that prefix."""
+    p = "n" * 480
+
+    def s(c):
+        c.probe("/long")
+        names = [p + "b", p + "a", p + "a" * 30, p, "z", "m" * 470, "m" * 470 + "x" * 25,
+                 "m" * 470 + "x" * 40, "m" * 470 + "w" * 40]
+        for i, n in enumerate(names):
+            c.http("PUT", keys(f"/long/{n}"), {"value": f"v{i}"})
+        c.http("GET", keys("/long?sorted=true"))
+        c.http("GET", keys(f"/long/{p}a"))
+        r = c.http("GET", keys(f"/long/{p}c"))
+        assert r.status == 404 and r.json()["cause"] == f"/long/{p}c"
+        # Two long dirs sharing their first 476 bytes, each with its own children.
+        for d in (p + "dir1", p + "dir2"):
+            c.http("PUT", keys(f"/long/{d}/k"), {"value": d[-4:]})
+            c.http("POST", keys(f"/long/{d}"), {"value": "in-order"})
+        c.http("GET", keys(f"/long/{p}dir1?sorted=true"))
+        c.http("GET", keys("/long?recursive=true&sorted=true"))
+        # A failed compare names the whole long value.
+        c.http("PUT", keys(f"/long/{p}b"), {"value": "w" * 600})
+        r = c.http("PUT", keys(f"/long/{p}b"), {"value": "x", "prevValue": "q" * 700})
+        assert r.status == 412 and len(r.json()["cause"]) > 1300
+        w = c.watch(keys(f"/long/{p}b?wait=true"))
+        c.http("PUT", keys(f"/long/{p}b"), {"value": "seen"})
+        c.watch_event(w)
+        c.http("PUT", keys(f"/long/{p}ttl"), {"value": "t", "ttl": "100"})
+        c.http("DELETE", keys(f"/long/{p}dir2?recursive=true"))
+        c.http("GET", keys("/long?recursive=true&sorted=true"))
+        # 1,500 components; listed recursively at 100 (the transcript's Python recursion).
+        c.http("PUT", keys("/long/deep" + "/d" * 1500), {"value": "bottom"})
+        c.http("GET", keys("/long/deep" + "/d" * 1500))
+        c.http("GET", keys("/long/deep" + "/d" * 1400 + "?recursive=true"))
+        c.http("DELETE", keys("/long/deep/d?recursive=true"))
+        c.http("DELETE", keys("/long?recursive=true"))
+    compare(s)
+
+
 def test_large_values_round_trip_and_bodies_are_framed_correctly(compare):
     def s(c):
         c.probe("/big")

@@ -269,8 +269,6 @@ def test_pipelined_requests_are_answered_in_order_like_etcd(compare, candidate, 
     assert_serves_and_intact(candidate, baseline)
 
 
-@harness.known_gap("kv keys are at most 500 bytes (LMDB's key size), etcd takes keys up to its "
-                   "4 KiB request line: kv needs a key encoding for long paths")
 def test_request_line_of_4096_bytes_is_served_and_longer_ones_do_not_hurt(candidate, baseline):
     port = candidate.client_port
     # "GET /v2/keys/<k> HTTP/1.1\r\n" is 4096 bytes when k has 4072 characters (spec 1.6)

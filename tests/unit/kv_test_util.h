@@ -8,6 +8,7 @@
 #include <check.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,29 @@ static inline void kvt_mkdtemp(char *out, size_t cap)
 {
     snprintf(out, cap, "/tmp/ketch-kv-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(out));
+}
+
+/* Writes meta record name = v (8 bytes LE) into the LMDB environment in dir, creating the
+ * environment and the table if needed, behind the store's back: for format and foreign-data
+ * tests. No store may be open on dir. */
+static inline void kvt_raw_meta_put(const char *dir, const char *name, uint64_t v)
+{
+    MDB_env *env;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 4), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", MDB_CREATE, &dbi), 0);
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    MDB_val k = { strlen(name), (void *)name };
+    MDB_val d = { sizeof(b), b };
+    ck_assert_int_eq(mdb_put(txn, dbi, &k, &d, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
 }
 
 static inline void kvt_open_with(struct kvt *t, const struct kv_limits *limits)
@@ -178,6 +202,7 @@ static inline const char *kvt_req(struct kvt *t, const char *method, const char 
         r.etcd_index = rc == 0 ? ev->index : err.index;
         char *out = kvt_render(&r);
         kv_event_unref(ev);
+        if (rc == K_EV2) kv_error_release(&err);
         return kvt_keep(t, out);
     }
     Kvpb__KvRequest req = KVPB__KV_REQUEST__INIT;

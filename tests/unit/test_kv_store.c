@@ -80,20 +80,7 @@ START_TEST(test_foreign_environments_and_bad_limits_are_refused)
 {
     char base[64];
     kvt_mkdtemp(base, sizeof(base));
-    MDB_env *env;
-    ck_assert_int_eq(mdb_env_create(&env), 0);
-    ck_assert_int_eq(mdb_env_set_maxdbs(env, 4), 0);
-    ck_assert_int_eq(mdb_env_open(env, base, 0, 0600), 0);
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    ck_assert_int_eq(mdb_dbi_open(txn, "meta", MDB_CREATE, &dbi), 0);
-    MDB_val k = { 7, "applied" };
-    uint64_t v = 5;
-    MDB_val d = { 8, &v };
-    ck_assert_int_eq(mdb_put(txn, dbi, &k, &d, 0), 0);
-    ck_assert_int_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    kvt_raw_meta_put(base, "applied", 5); /* data, but no format record */
     struct kv_store_config cfg = { .dir = base, .no_sync = true };
     struct kv_store *s = NULL;
     ck_assert_int_eq(kv_store_open(&cfg, &s), K_ECORRUPT);

@@ -153,6 +153,20 @@ static void become_pre_candidate(struct raft *r)
         r->prs[i].vote = 0;
 }
 
+/* A leader alone in its configuration (one voter, no learner) commits what it appends at
+ * once. Its copy is not durable yet, but nothing can act on that commit before it is: the
+ * driver makes a Ready's entries durable before it applies the Ready's committed entries
+ * (raft.h, steps 2 and 4), and no other member hears of it. With any other member the leader
+ * counts its own copy only once raft_advance() says it is durable (thesis §10.2.1), since a
+ * follower could apply an entry the leader then loses. This spares a lone member one Ready
+ * cycle per write: its entries are written and applied from the same Ready. */
+static void sole_member_commit(struct raft *r)
+{
+    if (r->prs_n != 1 || r->prs[0].id != r->id || r->prs[0].is_learner) return;
+    raft__progress_maybe_update(&r->prs[0], raft__log_last_index(&r->log));
+    (void)raft__maybe_commit(r);
+}
+
 static void become_leader(struct raft *r)
 {
     k_assert(r->state == RAFT_STATE_CANDIDATE);
@@ -173,6 +187,7 @@ static void become_leader(struct raft *r)
     uint64_t idx = raft__log_append_new(&r->log, r->term, RAFT_ENTRY_NORMAL, NULL, 0);
     r->pending_conf_index = idx;
     r->bcast_pending = true;
+    sole_member_commit(r);
 }
 
 static void campaign(struct raft *r, bool pre, bool transfer)
@@ -622,6 +637,7 @@ static int leader_append(struct raft *r, const struct raft_entry *ents, size_t n
         if (type == RAFT_ENTRY_CONF_CHANGE) r->pending_conf_index = idx;
     }
     r->bcast_pending = true;
+    sole_member_commit(r);
     return 0;
 }
 

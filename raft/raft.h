@@ -203,8 +203,11 @@ struct raft_soft_state {
  *     state whose commit points past the entries on disk makes raft_new() fail
  *     (the simulator crashes members at every such point);
  *  3. send messages (a leader's MsgApp may go before step 2, thesis §10.2.1: the leader
- *     counts its own copy only once raft_advance() says it is durable);
- *  4. apply committed entries in order (conf changes through raft_apply_conf_change());
+ *     counts its own copy only once raft_advance() says it is durable, unless it is the only
+ *     member);
+ *  4. apply committed entries in order (conf changes through raft_apply_conf_change()).
+ *     They may include entries of this same Ready (a follower told of the commit along with
+ *     the entries; a leader alone in its configuration): never apply before step 2;
  *  5. answer read_states once applied reaches their index; 6. raft_advance(r, rd). */
 struct raft_ready {
     bool soft_state_changed;

@@ -40,9 +40,13 @@ struct wait_list {
 
 /* One Ready in flight. Its WAL write runs on the disk worker and the apply of its committed
  * entries on the apply worker: in parallel when every committed entry is already in the WAL
- * (always so on a leader), else the apply starts once the WAL write is done, so the store
- * never holds an entry the WAL has not made durable. The Ready is advanced when both are
- * done. Each job belongs to its worker from submit until its done callback. */
+ * (always so on the leader of several members), else the apply starts once the WAL write is
+ * done, so the store never holds an entry the WAL has not made durable. A lone leader's
+ * writes commit in the Ready that writes them (raft.c, sole_member_commit): there the disk
+ * worker applies them itself right after the write, one hand-off between threads instead of
+ * three. (A follower does not: its answer to the leader would wait for the apply.) The Ready
+ * is advanced when both are done. Each job belongs to its worker from submit until its done
+ * callback; the store is written by one thread at a time, as only one Ready is in flight. */
 struct ready_flight {
     struct raft_ready rd;
     struct srv_node *node;
@@ -50,6 +54,7 @@ struct ready_flight {
     struct srv_job apply_job;
     unsigned pending;       /* jobs not yet done */
     bool apply_after_wal;   /* committed entries not yet durable here: apply after the write */
+    bool apply_in_wal;      /* ... by the WAL job itself (a lone leader) */
     struct kv_entry *apply; /* committed entries as kv sees them */
     size_t apply_n;
     size_t apply_cap;
@@ -67,7 +72,9 @@ struct ready_flight {
     char install_from[4200]; /* the received file */
     char install_tmp[4300];  /* its store data, extracted */
     int install_rc;
-    bool snap_mark; /* the WAL job marks rd.snapshot before the entries */
+    bool snap_mark;  /* the WAL job marks rd.snapshot before the entries */
+    bool wal_has_hs; /* the WAL job writes wal_hs */
+    struct raft_hard_state wal_hs;
 };
 
 /* A WAL-side task the snapshot needs (mark + release), run in order with Ready jobs. */
@@ -129,7 +136,7 @@ struct srv_node {
     struct kv_store *kv;
     struct kv_watch_hub *hub;
     struct srv_worker disk;    /* WAL writes: the only thread that touches the WAL */
-    struct srv_worker applier; /* kv applies: the only thread that writes the store */
+    struct srv_worker applier; /* kv applies (the disk worker's too, see ready_flight) */
     struct srv_worker snapper;
     uv_timer_t tick_timer;
     uv_timer_t sync_timer;
@@ -137,6 +144,12 @@ struct srv_node {
     uv_check_t check;
     struct ready_flight flight; /* the one Ready in flight */
     uint64_t durable_index;     /* last entry index the WAL has made durable */
+    /* The newest hard state, and the last one handed to the WAL. One that moves only the commit
+     * index waits for the next write (etcd's MustSync: a lost commit index is learned again),
+     * so it never costs a round trip to the disk thread. */
+    struct raft_hard_state hs_latest;
+    struct raft_hard_state hs_sent;
+    bool hs_unwritten;
     bool in_flight;
     bool stopping;
     bool broken; /* a WAL or kv write failed: sticky, the member must stop */
@@ -299,6 +312,16 @@ static const struct raft_conf_state *conf_at(const struct srv_node *n, uint64_t 
 
 /* ---- the disk worker's job ---- */
 
+/* Apply worker (or the disk worker after its write): apply committed entries to the store in one
+ * transaction. */
+static void apply_run(struct srv_job *job)
+{
+    struct ready_flight *f =
+            (struct ready_flight *)((char *)job - offsetof(struct ready_flight, apply_job));
+    memset(&f->batch, 0, sizeof(f->batch));
+    f->kv_rc = kv_apply_batch(f->node->kv, f->apply, f->apply_n, &f->batch);
+}
+
 /* Disk worker: make the Ready's entries and hard state durable. */
 static void wal_run(struct srv_job *job)
 {
@@ -311,20 +334,16 @@ static void wal_run(struct srv_job *job)
         f->wal_rc = raft_wal_mark_snapshot(n->wal, f->rd.snapshot.index, f->rd.snapshot.term);
     if (f->wal_rc == 0)
         f->wal_rc = raft_wal_write(n->wal, f->rd.entries, f->rd.entries_n,
-                                   f->rd.hard_state_changed ? &f->rd.hard_state : NULL);
+                                   f->wal_has_hs ? &f->wal_hs : NULL);
     f->wal_ns = k_mono_ns() - start;
     struct raft_wal_stats ws;
     raft_wal_stats(n->wal, &ws); /* read here: the WAL is this thread's */
     f->wal_bytes = ws.bytes;
-}
-
-/* Apply worker: apply committed entries to the store in one transaction. */
-static void apply_run(struct srv_job *job)
-{
-    struct ready_flight *f =
-            (struct ready_flight *)((char *)job - offsetof(struct ready_flight, apply_job));
-    memset(&f->batch, 0, sizeof(f->batch));
-    f->kv_rc = kv_apply_batch(f->node->kv, f->apply, f->apply_n, &f->batch);
+    if (f->apply_in_wal && f->wal_rc == 0) {
+        start = k_mono_ns();
+        apply_run(&f->apply_job);
+        f->apply_job.run_ns = k_mono_ns() - start;
+    }
 }
 
 static struct follower_stats *follower(struct srv_node *n, uint64_t id)
@@ -601,6 +620,7 @@ static void fail_broken(struct srv_node *n, const char *what, int rc)
 }
 
 static void flight_finish(struct srv_node *n);
+static void apply_done(struct srv_job *job);
 
 /* Loop thread: the Ready's WAL write is durable. */
 static void wal_done(struct srv_job *job)
@@ -621,7 +641,11 @@ static void wal_done(struct srv_job *job)
         n->durable_index = rd->entries[rd->entries_n - 1].index;
     }
     if (rd->hard_state_changed) raft_storage_mem_set_hard_state(n->log, &rd->hard_state);
-    if (f->apply_after_wal) {
+    if (f->apply_in_wal) { /* applied by the WAL job: answer now */
+        f->apply_in_wal = false;
+        f->apply_after_wal = false;
+        apply_done(&f->apply_job);
+    } else if (f->apply_after_wal) {
         f->apply_after_wal = false;
         srv_worker_submit(&n->applier, &f->apply_job);
     }
@@ -1045,9 +1069,24 @@ static void process_ready(struct srv_node *n)
 static void flight_continue(struct srv_node *n, struct ready_flight *f)
 {
     fill_apply(n, f);
-    bool write = f->rd.entries_n > 0 || f->rd.hard_state_changed || f->snap_mark;
+    if (f->rd.hard_state_changed) {
+        n->hs_latest = f->rd.hard_state;
+        n->hs_unwritten = true;
+    }
+    bool hs_sync = n->hs_unwritten &&
+                   (n->hs_latest.term != n->hs_sent.term || n->hs_latest.vote != n->hs_sent.vote);
+    bool write = f->rd.entries_n > 0 || hs_sync || f->snap_mark;
+    f->wal_has_hs = write && n->hs_unwritten;
+    if (f->wal_has_hs) {
+        f->wal_hs = n->hs_latest;
+        n->hs_sent = n->hs_latest;
+        n->hs_unwritten = false;
+    }
+    if (!write && f->rd.hard_state_changed) /* what wal_done would record */
+        raft_storage_mem_set_hard_state(n->log, &f->rd.hard_state);
     f->pending = (write ? 1u : 0u) + (f->apply_n > 0 ? 1u : 0u);
     if (!write) f->apply_after_wal = false;
+    f->apply_in_wal = f->apply_after_wal && raft_state(n->raft) == RAFT_STATE_LEADER;
     /* Without a write there is nothing to wait for before a follower answers. */
     if (!write && raft_state(n->raft) != RAFT_STATE_LEADER) send_messages(n, &f->rd);
     f->wal_job.run_cb = wal_run;
@@ -1803,6 +1842,8 @@ static int start_raft(struct srv_node *n, char *err, size_t err_len)
 
 static int start_loop_side(struct srv_node *n)
 {
+    raft_storage_mem_hard_state(n->log, &n->hs_sent); /* what the WAL holds */
+    n->hs_latest = n->hs_sent;
     int rc = srv_worker_start(&n->disk, n->loop, "ketch-wal");
     if (rc == 0) rc = srv_worker_start(&n->applier, n->loop, "ketch-apply");
     if (rc == 0) rc = srv_worker_start(&n->snapper, n->loop, "ketch-snap");
@@ -1965,7 +2006,10 @@ int srv_node_stop(struct srv_node *n)
             i--;
         }
     }
-    int rc = raft_wal_close(n->wal);
+    /* A clean stop keeps the commit index (raft_wal_close writes what it holds back). */
+    int rc = n->hs_unwritten ? raft_wal_write(n->wal, NULL, 0, &n->hs_latest) : 0;
+    int rc_close = raft_wal_close(n->wal);
+    if (rc == 0) rc = rc_close;
     n->wal = NULL;
     int rc2 = kv_store_sync(n->kv);
     if (rc2 == 0) rc2 = marker_write(n, true);

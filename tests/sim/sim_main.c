@@ -24,7 +24,7 @@ static const struct {
 static void usage(void)
 {
     fprintf(stderr, "usage: raft-sim [--seed S | --seeds A..B] [--steps N] [--mix "
-                    "calm|lossy|partition|crash|churn|all|seed] [--nodes 3|5|7] [--regressions] "
+                    "calm|lossy|partition|crash|churn|all|seed] [--nodes 1|3|5|7] [--regressions] "
                     "[-v]\n");
     exit(2);
 }
@@ -56,7 +56,7 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--nodes") == 0 && v) {
             p.nodes = atoi(v);
-            if (p.nodes != 3 && p.nodes != 5 && p.nodes != 7) usage();
+            if (p.nodes != 1 && p.nodes != 3 && p.nodes != 5 && p.nodes != 7) usage();
             i++;
         } else if (strcmp(a, "--regressions") == 0) {
             run_regressions = true;
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
     printf("raft-sim: runs per mix:");
     for (int m = 0; m < SIM_MIX_COUNT; m++)
         printf(" %s %" PRIu64, sim_mix_name(m), per_mix[m]);
-    printf("; per size: 3 %" PRIu64 " 5 %" PRIu64 " 7 %" PRIu64 "\n", per_size[3], per_size[5],
-           per_size[7]);
+    printf("; per size: 1 %" PRIu64 " 3 %" PRIu64 " 5 %" PRIu64 " 7 %" PRIu64 "\n", per_size[1],
+           per_size[3], per_size[5], per_size[7]);
     return failures == 0 ? 0 : 1;
 }

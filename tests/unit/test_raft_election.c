@@ -226,6 +226,45 @@ START_TEST(test_single_voter_elects_itself_and_commits_alone)
 }
 END_TEST
 
+/* A lone leader's write is committed in the Ready that hands it to storage (the driver
+ * persists before it applies, raft.h), so a write costs one Ready, not two. With a learner
+ * beside it the leader counts its copy only once durable: the learner could apply an entry
+ * the leader then loses. */
+static bool ready_writes_and_commits(struct tnode *n, uint64_t index)
+{
+    struct raft_ready rd;
+    ck_assert(raft_ready(n->r, &rd));
+    bool written = rd.entries_n > 0 && rd.entries[rd.entries_n - 1].index == index;
+    bool committed = rd.committed_n > 0 && rd.committed[rd.committed_n - 1].index == index;
+    ck_assert(written);
+    ck_assert_int_eq(raft_storage_mem_append(n->disk, rd.entries, rd.entries_n), 0);
+    if (rd.hard_state_changed) raft_storage_mem_set_hard_state(n->disk, &rd.hard_state);
+    raft_advance(n->r, &rd);
+    return committed;
+}
+
+START_TEST(test_lone_leader_commits_a_write_in_the_ready_that_persists_it)
+{
+    struct tnet t;
+    tnet_init(&t, 1, 0, 0, true, true);
+    tnet_tick(&t, 1, 20);
+    ck_assert_int_eq(raft_state(t.nodes[1].r), RAFT_STATE_LEADER);
+    uint64_t last = raft_commit_index(t.nodes[1].r);
+    ck_assert_int_eq(tnet_propose(&t, 1, 7), 0);
+    ck_assert(ready_writes_and_commits(&t.nodes[1], last + 1));
+    tnet_free(&t);
+
+    tnet_init(&t, 1, 1, 0, true, true); /* the voter and a learner */
+    tnet_tick(&t, 1, 20);
+    tnet_deliver_all(&t);
+    ck_assert_int_eq(raft_state(t.nodes[1].r), RAFT_STATE_LEADER);
+    last = raft_last_index(t.nodes[1].r);
+    ck_assert_int_eq(tnet_propose(&t, 1, 8), 0);
+    ck_assert(!ready_writes_and_commits(&t.nodes[1], last + 1));
+    tnet_free(&t);
+}
+END_TEST
+
 /* Restart: term, vote and commit come back from storage; a restarted member does not vote
  * twice in a term. */
 START_TEST(test_restarted_member_remembers_its_vote)
@@ -266,6 +305,7 @@ Suite *test_raft_election_suite(void)
     tcase_add_test(tc, test_follower_in_lease_ignores_vote_request);
     tcase_add_test(tc, test_leader_that_cannot_hear_a_quorum_steps_down);
     tcase_add_test(tc, test_single_voter_elects_itself_and_commits_alone);
+    tcase_add_test(tc, test_lone_leader_commits_a_write_in_the_ready_that_persists_it);
     tcase_add_test(tc, test_restarted_member_remembers_its_vote);
     suite_add_tcase(s, tc);
     return s;

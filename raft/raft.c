@@ -162,9 +162,15 @@ static void become_pre_candidate(struct raft *r)
  * cycle per write: its entries are written and applied from the same Ready. */
 static void sole_member_commit(struct raft *r)
 {
+    if (r->lone_commit_late) return;
     if (r->prs_n != 1 || r->prs[0].id != r->id || r->prs[0].is_learner) return;
     raft__progress_maybe_update(&r->prs[0], raft__log_last_index(&r->log));
     (void)raft__maybe_commit(r);
+}
+
+void raft_set_lone_commit(struct raft *r, bool early)
+{
+    r->lone_commit_late = !early;
 }
 
 static void become_leader(struct raft *r)

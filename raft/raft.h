@@ -257,6 +257,14 @@ K_MUST_USE int raft_step(struct raft *r, const struct raft_message *m);
  * forwarded entries: retry once some commit). 0 is no promise the entry commits. */
 K_MUST_USE int raft_propose(struct raft *r, const void *data, size_t data_len);
 
+/* When a leader alone in its configuration (one voter, no learner) commits its proposals.
+ * early (the default): at once, so a write is persisted and applied from one Ready (the
+ * entries are durable before they are applied: raft_ready, step 4). Otherwise once
+ * raft_advance() says they are durable, so the application can apply one Ready's entries
+ * while it writes the next's. Both are safe; the driver may choose per batch. A leader with
+ * any other member always waits for durability. */
+void raft_set_lone_commit(struct raft *r, bool early);
+
 /* A conf change, as in proto ConfChange. context is opaque to raft (ketchd stores the
  * member name and peer URLs); borrowed. */
 enum raft_conf_change_type {

@@ -179,6 +179,7 @@ struct raft {
     uint64_t lead_transferee;
     uint64_t pending_conf_index; /* a leader accepts a conf change only once applied >= it */
     bool bcast_pending;          /* proposals appended since the last broadcast */
+    bool lone_commit_late;       /* raft_set_lone_commit(r, false) */
     struct raft__readonly readonly;
     /* Work for the next Ready. */
     struct raft__outmsg *out;

@@ -39,6 +39,7 @@ enum {
     SRV_NODE_READ_RETRY_MS = 300,    /* a ReadIndex round unanswered this long is asked again */
     SRV_NODE_QUEUE_MAX = 100000,     /* proposals and reads waiting at once; more get K_ELIMIT */
     SRV_NODE_CATCHUP_ENTRIES = 5000, /* entries kept in memory behind a snapshot (etcd's) */
+    SRV_NODE_LONE_COMMIT_MAX = 1,    /* a lone leader's batches up to this commit at once */
 };
 
 /* How the node reaches its peers (server/cluster.c wires server/peers.c). All on the loop

@@ -166,7 +166,7 @@ START_TEST(test_a_format_1_store_opens_and_a_newer_one_is_refused)
     kv_store_close(t.s);
     char sub[128];
     snprintf(sub, sizeof(sub), "%s/db", t.dir);
-    struct kv_store_config cfg = { .dir = sub, .no_sync = true };
+    struct kv_store_config cfg = { .dir = sub, .map_bytes = 1ull << 30, .no_sync = true };
     kvt_raw_meta_put(sub, "format", 1); /* what stores written before long keys say */
     ck_assert_int_eq(kv_store_open(&cfg, &t.s), 0);
     ck_assert(contains(kvt_req(&t, "GET", "/old", ""), "\"value\":\"kept\""));

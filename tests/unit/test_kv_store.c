@@ -81,7 +81,7 @@ START_TEST(test_foreign_environments_and_bad_limits_are_refused)
     char base[64];
     kvt_mkdtemp(base, sizeof(base));
     kvt_raw_meta_put(base, "applied", 5); /* data, but no format record */
-    struct kv_store_config cfg = { .dir = base, .no_sync = true };
+    struct kv_store_config cfg = { .dir = base, .map_bytes = 1ull << 30, .no_sync = true };
     struct kv_store *s = NULL;
     ck_assert_int_eq(kv_store_open(&cfg, &s), K_ECORRUPT);
     cfg.limits.key_bytes_max = KV_KEY_BYTES_MAX_LIMIT + 1;

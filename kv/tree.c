@@ -144,13 +144,10 @@ int kv__tree_get(const struct kv_store *s, MDB_txn *txn, const char *p, size_t l
     if (rc != MDB_SUCCESS) return kv__mdb_err(rc);
     rc = kv__rec_decode(&v, r);
     if (rc < 0) return rc;
-    const char *stored;
-    size_t stored_len;
-    uint32_t stored_depth;
-    rc = key_path(&k, r, &stored, &stored_len, &stored_depth);
-    if (rc < 0) return rc;
+    bool long_key = len > KV__PLAIN_PATH_MAX; /* a plain key is the path itself: found, it is p */
+    if (long_key != ((r->flags & KV__FLAG_LONG_PATH) != 0)) return K_ECORRUPT;
     /* Under a long key, another path would mean damage or a SHA-256 collision (none is known). */
-    if (stored_len != len || memcmp(stored, p, len) != 0) return K_ECORRUPT;
+    if (long_key && (r->path_len != len || memcmp(r->path, p, len) != 0)) return K_ECORRUPT;
     return 0;
 }
 

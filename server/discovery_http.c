@@ -64,6 +64,19 @@ static int take_signals(struct srv_dhttp *h)
     return 0;
 }
 
+/* Releases what srv_dhttp_open took, the signal handlers aside. */
+static void dhttp_free(struct srv_dhttp *h)
+{
+    stop_pipe_wr = -1;
+    curl_easy_cleanup(h->easy);
+    curl_multi_cleanup(h->multi);
+    close(h->pipe_rd);
+    close(h->pipe_wr);
+    free(h->proxy);
+    free(h);
+    curl_global_cleanup();
+}
+
 int srv_dhttp_open(struct srv_dhttp **out, const char *proxy, char *err, size_t err_len)
 {
     k_assert(stop_pipe_wr == -1); /* one client at a time */
@@ -93,14 +106,7 @@ int srv_dhttp_open(struct srv_dhttp **out, const char *proxy, char *err, size_t 
     int rc = take_signals(h);
     if (rc < 0) {
         snprintf(err, err_len, "discovery: sigaction: %s", strerror(-rc));
-        stop_pipe_wr = -1;
-        curl_easy_cleanup(h->easy);
-        curl_multi_cleanup(h->multi);
-        close(h->pipe_rd);
-        close(h->pipe_wr);
-        free(h->proxy);
-        free(h);
-        curl_global_cleanup();
+        dhttp_free(h);
         return rc;
     }
     *out = h;
@@ -112,14 +118,7 @@ void srv_dhttp_close(struct srv_dhttp *h)
     if (!h) return;
     sigaction(SIGTERM, &h->old_term, NULL);
     sigaction(SIGINT, &h->old_int, NULL);
-    stop_pipe_wr = -1;
-    curl_easy_cleanup(h->easy);
-    curl_multi_cleanup(h->multi);
-    close(h->pipe_rd);
-    close(h->pipe_wr);
-    free(h->proxy);
-    free(h);
-    curl_global_cleanup();
+    dhttp_free(h);
 }
 
 int srv_dhttp_stop_signal(const struct srv_dhttp *h)

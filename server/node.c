@@ -968,6 +968,17 @@ static void install_run(struct srv_job *job)
     f->install_rc = rc;
 }
 
+/* How this member opens its store: every open and restore must agree (the limits decide
+ * what applies, and no_sync is made safe by the store's sync guard). */
+static struct kv_store_config store_config(const struct srv_node *n)
+{
+    struct kv_store_config kc = { .dir = n->cfg.kv_dir,
+                                  .map_bytes = n->cfg.store_bytes_max,
+                                  .limits = { .value_bytes_max = n->cfg.value_bytes_max },
+                                  .no_sync = true };
+    return kc;
+}
+
 static void install_done(struct srv_job *job)
 {
     struct ready_flight *f =
@@ -977,10 +988,7 @@ static void install_done(struct srv_job *job)
     if (f->install_rc < 0) fail_broken(n, "installing the leader's snapshot", f->install_rc);
     kv_store_close(n->kv);
     n->kv = NULL;
-    struct kv_store_config kc = { .dir = n->cfg.kv_dir,
-                                  .map_bytes = n->cfg.store_bytes_max,
-                                  .limits = { .value_bytes_max = n->cfg.value_bytes_max },
-                                  .no_sync = true };
+    struct kv_store_config kc = store_config(n);
     int rc = kv_store_restore(&kc, f->install_tmp, &n->kv);
     uint64_t applied = 0;
     uint64_t etcd_index = 0;
@@ -1660,10 +1668,7 @@ static int restore_store(struct srv_node *n, const struct raft_snap_info *snap, 
     if (rc < 0) return start_fail_path(err, err_len, rc, "cannot extract snapshot", snap->path);
     kv_store_close(n->kv);
     n->kv = NULL;
-    struct kv_store_config kc = { .dir = n->cfg.kv_dir,
-                                  .map_bytes = n->cfg.store_bytes_max,
-                                  .limits = { .value_bytes_max = n->cfg.value_bytes_max },
-                                  .no_sync = true };
+    struct kv_store_config kc = store_config(n);
     rc = kv_store_restore(&kc, tmp, &n->kv);
     unlink(tmp);
     if (rc < 0)
@@ -1752,10 +1757,7 @@ static int recover(struct srv_node *n, char *err, size_t err_len)
         rc = k_remove_tree(n->cfg.kv_dir);
         if (rc < 0) return start_fail_path(err, err_len, rc, "cannot remove", n->cfg.kv_dir);
     }
-    struct kv_store_config kc = { .dir = n->cfg.kv_dir,
-                                  .map_bytes = n->cfg.store_bytes_max,
-                                  .limits = { .value_bytes_max = n->cfg.value_bytes_max },
-                                  .no_sync = true };
+    struct kv_store_config kc = store_config(n);
     rc = kv_store_open(&kc, &n->kv);
     if (rc < 0) return start_fail_path(err, err_len, rc, "cannot open the store", n->cfg.kv_dir);
     rc = marker_write(n, false);
